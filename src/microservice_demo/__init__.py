@@ -1,0 +1,1 @@
+"""microservice-demo: a Litestar HTTP service served by Granian and instrumented with OpenTelemetry."""
