@@ -5,6 +5,7 @@ OpenTelemetry keeps its own standard ``OTEL_*`` variables (read by the SDK); eve
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
@@ -72,7 +73,7 @@ def _describe(error: dict[str, object]) -> str:
     loc = error.get("loc") or ("?",)
     field = str(loc[0]) if isinstance(loc, tuple) else str(loc)
     variable = f"{ENV_PREFIX}{field.upper()}"
-    value = error.get("input")
+    value = os.environ.get(variable, error.get("input"))  # as the operator wrote it, before any coercion
     shown = "<hidden>" if field == "admin_token" else repr(value)
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"invalid setting {variable}={shown}: {message}"

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 from microservice_demo.settings import Settings
 
@@ -39,7 +39,8 @@ DURATION_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 
-PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+# generate_latest() writes the classic text format 0.0.4; Litestar appends "; charset=utf-8" to text types itself.
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
 def telemetry_disabled() -> bool:

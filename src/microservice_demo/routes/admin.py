@@ -14,6 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody
 
 from microservice_demo.faults import ActiveFaults, ChaosRequest
 from microservice_demo.runtime import Runtime
@@ -54,7 +55,7 @@ async def chaos_show(state: State) -> ActiveFaults:
 
 
 @post("/chaos", summary="Switch faults on", tags=["admin"], status_code=200)
-async def chaos_apply(state: State, data: ChaosRequest) -> ActiveFaults:
+async def chaos_apply(state: State, data: JSONBody[ChaosRequest]) -> ActiveFaults:
     return Runtime.of(state).faults.apply(data)
 
 
@@ -64,7 +65,7 @@ async def chaos_heal(state: State) -> ActiveFaults:
 
 
 @post("/liveness", summary="Flip liveness (false makes /healthz answer 503)", tags=["admin"], status_code=200)
-async def liveness(state: State, data: LivenessRequest) -> Liveness:
+async def liveness(state: State, data: JSONBody[LivenessRequest]) -> Liveness:
     lifecycle = Runtime.of(state).lifecycle
     lifecycle.alive = data.alive
     return Liveness(alive=lifecycle.alive)

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Router, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from microservice_demo.runtime import Runtime
 
@@ -69,7 +69,7 @@ async def hello_query(
 
 
 @post("/hello", summary="A greeting", tags=["api"], status_code=200)
-async def hello_body(data: HelloRequest) -> Greeting:
+async def hello_body(data: JSONBody[HelloRequest]) -> Greeting:
     return _greet(data.name, "body")
 
 

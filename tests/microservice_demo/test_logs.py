@@ -1,0 +1,76 @@
+"""Logging: flat JSON lines with trace ids, the standard library routed into loguru, readable local text."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from loguru import logger
+from opentelemetry.sdk.trace import TracerProvider
+
+from microservice_demo.logs import configure_logging
+
+
+def test_json_lines_are_flat_with_trace_context() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        logger.bind(order=7).info("inside {}", "span")
+    logger.debug("below the level")
+    logger.warning("outside")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    context = span.get_span_context()
+    assert first["message"] == "inside span"
+    assert first["level"] == "INFO"
+    assert first["order"] == 7
+    assert first["trace_id"] == format(context.trace_id, "032x")
+    assert first["span_id"] == format(context.span_id, "016x")
+    assert first["timestamp"].endswith("Z")
+    assert second["level"] == "WARNING"
+    assert "trace_id" not in second
+
+
+def test_errors_carry_the_exception() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("failed")
+    (line,) = (json.loads(text) for text in stream.getvalue().splitlines())
+    assert line["level"] == "ERROR"
+    assert line["exception.type"] == "RuntimeError"
+    assert line["exception.message"] == "boom"
+    assert "raise RuntimeError" in line["exception.stacktrace"]
+
+
+def test_standard_library_loggers_are_routed_into_loguru() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    logging.getLogger("_granian").info("Listening at: http://127.0.0.1:1")
+    logging.getLogger("litestar").warning("from litestar")
+    lines = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert [(line["logger"], line["level"], line["message"]) for line in lines] == [
+        ("_granian", "INFO", "Listening at: http://127.0.0.1:1"),
+        ("litestar", "WARNING", "from litestar"),
+    ]
+
+
+def test_text_format_is_readable() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", "text", stream)
+    logger.debug("hello {}", "reader")
+    text = stream.getvalue()
+    assert "DEBUG" in text and "hello reader" in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_configuring_again_replaces_the_sink() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging("INFO", "json", first)
+    configure_logging("INFO", "json", second)
+    logger.info("once")
+    assert first.getvalue() == ""
+    assert len(second.getvalue().splitlines()) == 1
