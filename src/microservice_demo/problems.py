@@ -10,14 +10,36 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from loguru import logger
 
 from microservice_demo.faults import InjectedFault
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(msgspec.Struct):
+    """The problem details body, as documented in the OpenAPI schema."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def documented(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI response entries for the problem statuses a route can answer (replacing Litestar's own shape)."""
+    return {
+        status: ResponseSpec(
+            Problem, description=HTTPStatus(status).description, media_type=MEDIA_TYPE, generate_examples=False
+        )
+        for status in statuses
+    }
 
 
 def problem(

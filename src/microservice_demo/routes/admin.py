@@ -17,6 +17,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 
 from microservice_demo.faults import ActiveFaults, ChaosRequest
+from microservice_demo.problems import documented
 from microservice_demo.runtime import Runtime
 
 SECURITY_SCHEME = "AdminBearerToken"
@@ -49,22 +50,28 @@ def require_admin_token(connection: ASGIConnection[object, object, object, State
         )
 
 
-@get("/chaos", summary="The faults active now", tags=["admin"])
+@get("/chaos", summary="The faults active now", tags=["admin"], responses=documented(401))
 async def chaos_show(state: State) -> ActiveFaults:
     return Runtime.of(state).faults.active()
 
 
-@post("/chaos", summary="Switch faults on", tags=["admin"], status_code=200)
+@post("/chaos", summary="Switch faults on", tags=["admin"], status_code=200, responses=documented(400, 401))
 async def chaos_apply(state: State, data: JSONBody[ChaosRequest]) -> ActiveFaults:
     return Runtime.of(state).faults.apply(data)
 
 
-@delete("/chaos", summary="Heal every fault", tags=["admin"], status_code=200)
+@delete("/chaos", summary="Heal every fault", tags=["admin"], status_code=200, responses=documented(401))
 async def chaos_heal(state: State) -> ActiveFaults:
     return Runtime.of(state).faults.heal()
 
 
-@post("/liveness", summary="Flip liveness (false makes /healthz answer 503)", tags=["admin"], status_code=200)
+@post(
+    "/liveness",
+    summary="Flip liveness (false makes /healthz answer 503)",
+    tags=["admin"],
+    status_code=200,
+    responses=documented(400, 401),
+)
 async def liveness(state: State, data: JSONBody[LivenessRequest]) -> Liveness:
     lifecycle = Runtime.of(state).lifecycle
     lifecycle.alive = data.alive

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from microservice_demo.runtime import Runtime
 from microservice_demo.telemetry import PROMETHEUS_CONTENT_TYPE, SERVICE_NAME
+
+
+class ProbeStatus(msgspec.Struct):
+    status: str
+    uptime_seconds: float | None = None
+
+
+def _unavailable(description: str) -> dict[int, ResponseSpec]:
+    return {HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(ProbeStatus, description=description, generate_examples=False)}
+
 
 OPENAPI_JSON = "/schema/openapi.json"
 DOCS = "/schema/swagger"
@@ -25,7 +37,7 @@ async def index(state: State) -> dict[str, Any]:
     }
 
 
-@get("/healthz", summary="Liveness", tags=["probes"], include_in_schema=True)
+@get("/healthz", summary="Liveness", tags=["probes"], responses=_unavailable("Liveness switched off (admin API)"))
 async def healthz(state: State) -> Response[dict[str, Any]]:
     lifecycle = Runtime.of(state).lifecycle
     if lifecycle.alive:
@@ -33,7 +45,12 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
     return Response({"status": "unhealthy"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
-@get("/ready", summary="Readiness: 503 while starting and from the moment shutdown begins", tags=["probes"])
+@get(
+    "/ready",
+    summary="Readiness: 503 while starting and from the moment shutdown begins",
+    tags=["probes"],
+    responses=_unavailable("Starting, or draining for shutdown"),
+)
 async def ready(state: State) -> Response[dict[str, str]]:
     lifecycle = Runtime.of(state).lifecycle
     status = HTTP_200_OK if lifecycle.ready else HTTP_503_SERVICE_UNAVAILABLE

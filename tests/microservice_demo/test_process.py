@@ -1,0 +1,211 @@
+"""The service as it really runs: the launcher starting Granian on a loopback port, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.process
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "process-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("logger") == "access"]
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if self.get("/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready after {timeout} s:\n{self.log.read_text()}")
+
+
+def _command(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    @contextmanager
+    def start(env: dict[str, str] | None = None, argv: list[str] | None = None) -> Iterator[Server]:
+        port = _free_port()
+        log = tmp_path / f"service-{port}.log"
+        settings = {"APP_PORT": str(port), "APP_LOG_FORMAT": "json", **(env or {})}
+        command = argv or [sys.executable, "-m", "microservice_demo"]
+        process = _command([*command[:1], *(a.replace("{port}", str(port)) for a in command[1:])], settings, log)
+        started.append(process)
+        server = Server(process, port, log)
+        server.wait_ready()
+        yield server
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()  # Granian stops its worker on SIGTERM; SIGKILL would orphan it
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def test_health_and_readiness_once_started(start_service: Callable[..., Any]) -> None:
+    with start_service() as server:
+        assert server.get("/healthz").json()["status"] == "ok"
+        assert server.get("/ready").json() == {"status": "serving"}
+        messages = [line["message"] for line in server.lines()]
+        assert any(m.startswith("Listening at: http://127.0.0.1:") for m in messages)
+        assert any("ready (environment=local, telemetry=on)" in m for m in messages)
+
+
+def test_metrics_after_traffic_use_route_templates(start_service: Callable[..., Any]) -> None:
+    with start_service() as server:
+        for name in ("a", "b"):
+            server.get("/api/v1/hello", params={"name": name})
+        httpx.post(server.url + "/api/v1/hello", json={"name": "c"})
+        server.get("/api/v1/info")
+        metrics = server.get("/metrics").text
+    routes = {
+        part.split('"')[1]
+        for line in metrics.splitlines()
+        if line.startswith("http_server_request_duration_seconds_count")
+        for part in line.split(",")
+        if part.startswith("http_route=")
+    }
+    assert routes == {"/api/v1/hello", "/api/v1/info"}
+    assert 'le="0.2"' in metrics
+
+
+def test_series_stay_bounded_after_1000_unknown_paths(start_service: Callable[..., Any]) -> None:
+    def label_sets(text: str) -> set[str]:
+        prefix = "http_server_request_duration_seconds_count{"
+        return {line[len(prefix) : line.index("}")] for line in text.splitlines() if line.startswith(prefix)}
+
+    with start_service({"APP_ACCESS_LOG": "false"}) as server, httpx.Client(base_url=server.url) as client:
+        client.get("/api/v1/hello")
+        before = label_sets(client.get("/metrics").text)
+        for i in range(1000):
+            assert client.get(f"/unknown/{i}/path-{i}?q={i}").status_code == 404
+        after_text = client.get("/metrics").text
+    after = label_sets(after_text)
+    assert "/unknown/" not in after_text
+    (added,) = after - before  # every unknown path shares one series: GET, 404, no http.route
+    assert 'http_response_status_code="404"' in added
+    assert 'http_route=""' in added  # the exporter writes the absent attribute as an empty label
+
+
+def test_traceparent_reaches_the_access_log(start_service: Callable[..., Any]) -> None:
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    with start_service() as server:
+        response = server.get("/api/v1/hello", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"})
+        assert response.status_code == 200
+        time.sleep(0.2)
+        (line,) = [line for line in server.access_lines() if line["http_route"] == "/api/v1/hello"]
+    assert line["trace_id"] == trace_id
+    assert line["http_status"] == 200
+
+
+def test_sigterm_lets_slow_requests_finish_then_exits_0(start_service: Callable[..., Any]) -> None:
+    env = {"APP_ADMIN_TOKEN": TOKEN, "APP_FAULT_INJECTION": "true", "APP_SHUTDOWN_DRAIN_SECONDS": "1"}
+    with start_service(env) as server:
+        httpx.post(server.url + "/admin/chaos", json={"latency_ms": 2000}, headers=AUTH).raise_for_status()
+        results: list[int] = []
+
+        def slow_request() -> None:
+            results.append(server.get("/api/v1/hello").status_code)
+
+        threads = [threading.Thread(target=slow_request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # all eight are in flight, each waiting out its injected 2 s
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        during_drain = server.get("/ready")
+        signalled = time.monotonic()
+        for thread in threads:
+            thread.join(15)
+        exit_code = server.process.wait(10)
+        stopped_after = time.monotonic() - signalled
+
+        assert during_drain.status_code == 503
+        assert during_drain.json() == {"status": "draining"}
+        assert results == [200] * 8
+        assert exit_code == 0
+        assert stopped_after < 5
+        with pytest.raises(httpx.ConnectError):
+            server.get("/ready")
+
+
+def test_bad_setting_stops_before_binding(tmp_path: Path) -> None:
+    port = _free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "microservice_demo"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "APP_PORT": str(port), "APP_LOG_FORMAT": "yaml"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["invalid setting APP_LOG_FORMAT='yaml': Input should be 'json' or 'text'"]
+    assert "Listening" not in result.stdout + result.stderr
+
+
+def test_plain_granian_serves_the_factory(start_service: Callable[..., Any]) -> None:
+    granian = str(Path(sys.executable).with_name("granian"))
+    argv = [granian, "--interface", "asgi", "--factory", "--port", "{port}", "microservice_demo.app:create_app"]
+    with start_service(argv=argv) as server:
+        assert server.get("/api/v1/hello").json() == {"message": "Hello, World!"}
+
+
+def test_reload_mode_serves(start_service: Callable[..., Any]) -> None:
+    with start_service(argv=[sys.executable, "-m", "microservice_demo", "--reload"]) as server:
+        assert server.get("/healthz").status_code == 200
