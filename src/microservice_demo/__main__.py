@@ -3,6 +3,9 @@
 Checking the settings here first means a bad ``APP_*`` variable stops the process with one line naming it before
 any port is bound (Granian binds in its main process and only then loads the app in a worker).
 
+The event loop is asyncio, always: the SIGTERM drain (``lifecycle.py``) chains to Granian's handler through
+asyncio's handler table, which uvloop does not expose; with Granian the sockets are served by Rust anyway.
+
 One worker per process, always: the Prometheus exporter lives inside the process, so with several workers behind
 one port ``/metrics`` would report whichever worker happened to answer the scrape. Scale with replicas instead.
 """
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     server = Granian(
         APP_FACTORY,
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         address=settings.host,
         port=settings.port,
         workers=1,
+        loop=Loops.asyncio,
         log_dictconfig=_GRANIAN_LOGGING,
         log_access=False,  # the app writes its own access line, with trace ids
         reload=args.reload,

@@ -60,6 +60,7 @@ class _CarrierGetter(Getter[_HeaderCarrier]):
 
 
 _GETTER = _CarrierGetter()
+_access_logger = logger.bind(logger_name="access")
 
 
 class HttpInstrumentation:
@@ -83,14 +84,13 @@ class HttpInstrumentation:
         status_code = 500
         span: trace.Span | None = None
         token: object | None = None
-        active_attrs: dict[str, str] | None = None
+        active_key = (method_attr, scheme)
 
         if telemetry is not None:
             parent = propagate.extract(_HeaderCarrier(scope["headers"]), getter=_GETTER)
             span = telemetry.tracer.start_span(method_attr, context=parent, kind=SpanKind.SERVER)
             token = otel_context.attach(trace.set_span_in_context(span, parent))
-            active_attrs = {"http.request.method": method_attr, "url.scheme": scheme}
-            telemetry.active_requests.add(1, active_attrs)
+            telemetry.active_requests.counts[active_key] += 1
 
         async def send_and_capture(message: Message) -> None:
             nonlocal status_code
@@ -104,7 +104,7 @@ class HttpInstrumentation:
         finally:
             duration = time.perf_counter() - start
             route: str | None = scope.get("path_template")
-            if telemetry is not None and span is not None and active_attrs is not None:
+            if telemetry is not None and span is not None:
                 attrs: dict[str, str | int] = {
                     "http.request.method": method_attr,
                     "http.response.status_code": status_code,
@@ -115,7 +115,7 @@ class HttpInstrumentation:
                 if status_code >= 500:
                     attrs["error.type"] = str(status_code)
                 telemetry.request_duration.record(duration, attrs)
-                telemetry.active_requests.add(-1, active_attrs)
+                telemetry.active_requests.counts[active_key] -= 1
                 if span.is_recording():
                     span.update_name(f"{method_attr} {route}" if route is not None else method_attr)
                     span.set_attributes(attrs)
@@ -131,12 +131,13 @@ class HttpInstrumentation:
 
     @staticmethod
     def _log_access(method: str, path: str, route: str | None, status_code: int, duration: float) -> None:
-        level = "ERROR" if status_code >= 500 else "INFO"
-        logger.bind(
-            logger_name="access",
+        # The request fields travel as keyword arguments: loguru adds them to the record's extra fields.
+        _access_logger.log(
+            "ERROR" if status_code >= 500 else "INFO",
+            "{http_method} {http_path} {http_status}",  # a template: a path with braces is data, never format
             http_method=method,
             http_path=path,
             http_route=route,
             http_status=status_code,
             duration_ms=round(duration * 1000, 3),
-        ).log(level, "{} {} {}", method, path, status_code)
+        )

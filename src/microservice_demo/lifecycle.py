@@ -62,7 +62,11 @@ def interpose_drain(lifecycle: Lifecycle, drain_seconds: float) -> bool:
     loop = asyncio.get_running_loop()
     installed = getattr(loop, "_signal_handlers", None)
     if not isinstance(installed, dict):
-        logger.warning("cannot read the event loop's signal handlers; SIGTERM will not drain first")
+        logger.warning(
+            "cannot chain to the server's SIGTERM handler on a {} loop: SIGTERM will stop accepting at once; "
+            "serve with the asyncio loop (granian --loop asyncio, as `microservice-demo` does) to drain first",
+            type(loop).__name__,
+        )
         return False
     interposed = False
     for sig in _DRAIN_SIGNALS:

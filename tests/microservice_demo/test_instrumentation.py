@@ -136,3 +136,10 @@ def test_access_log_off_still_logs_server_errors(make_service: Any, auth: dict[s
         access = svc.logs.access()
     assert [line["http_status"] for line in access] == [500]
     assert access[0]["level"] == "ERROR"
+
+
+def test_paths_with_braces_are_logged_as_data(service: Any) -> None:
+    service.client.get("/a{b}c/{0}")
+    (line,) = service.logs.access()
+    assert line["message"] == "GET /a{b}c/{0} 404"
+    assert line["http_path"] == "/a{b}c/{0}"

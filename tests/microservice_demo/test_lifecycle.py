@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from typing import Any
 
 from microservice_demo.lifecycle import Lifecycle, interpose_drain
 
@@ -67,3 +68,17 @@ def test_nothing_to_interpose_without_a_server_handler() -> None:
         return interpose_drain(Lifecycle(), drain_seconds=1)
 
     assert asyncio.run(scenario()) is False
+
+
+def test_a_loop_without_a_readable_handler_table_is_reported(monkeypatch: Any) -> None:
+    messages: list[str] = []
+    monkeypatch.setattr("microservice_demo.lifecycle.logger.warning", lambda msg, *args: messages.append(msg))
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        with monkeypatch.context() as patch:  # as on uvloop, whose handler table Python can't read
+            patch.setattr(loop, "_signal_handlers", None)
+            return interpose_drain(Lifecycle(), drain_seconds=1)
+
+    assert asyncio.run(scenario()) is False
+    assert "granian --loop asyncio" in messages[0]

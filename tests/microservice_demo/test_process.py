@@ -21,6 +21,7 @@ import pytest
 pytestmark = pytest.mark.process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_FACTORY = "microservice_demo.app:create_app"
 TOKEN = "process-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -201,7 +202,7 @@ def test_bad_setting_stops_before_binding(tmp_path: Path) -> None:
 
 def test_plain_granian_serves_the_factory(start_service: Callable[..., Any]) -> None:
     granian = str(Path(sys.executable).with_name("granian"))
-    argv = [granian, "--interface", "asgi", "--factory", "--port", "{port}", "microservice_demo.app:create_app"]
+    argv = [granian, "--interface", "asgi", "--loop", "asyncio", "--factory", "--port", "{port}", APP_FACTORY]
     with start_service(argv=argv) as server:
         assert server.get("/api/v1/hello").json() == {"message": "Hello, World!"}
 
