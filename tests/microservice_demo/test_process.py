@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
@@ -13,10 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 pytestmark = pytest.mark.process
 
@@ -210,3 +212,53 @@ def test_plain_granian_serves_the_factory(start_service: Callable[..., Any]) -> 
 def test_reload_mode_serves(start_service: Callable[..., Any]) -> None:
     with start_service(argv=[sys.executable, "-m", "microservice_demo", "--reload"]) as server:
         assert server.get("/healthz").status_code == 200
+
+
+class _OtlpReceiver(http.server.BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP trace exports on loopback and keeps the decoded requests."""
+
+    received: ClassVar[list[ExportTraceServiceRequest]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/traces":
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            self.received.append(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(start_service: Callable[..., Any]) -> None:
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtlpReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    try:
+        with start_service(env) as server:
+            server.get("/api/v1/hello", headers={"traceparent": f"00-{trace_id}-eee19b7ec3c1b174-01"})
+            deadline = time.monotonic() + 10
+            while not _OtlpReceiver.received and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        receiver.shutdown()
+    spans = [
+        (span, resource_spans.resource)
+        for request in _OtlpReceiver.received
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    (span, resource) = next((s, r) for s, r in spans if s.trace_id.hex() == trace_id)
+    assert span.name == "GET /api/v1/hello"
+    assert span.kind == span.SPAN_KIND_SERVER
+    resource_attributes = {a.key: a.value.string_value for a in resource.attributes}
+    assert resource_attributes["service.name"] == "microservice-demo"
