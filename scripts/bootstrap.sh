@@ -53,3 +53,11 @@ ensure_venv() {
     log "syncing .venv with uv.lock"
     "$UV" sync --frozen --quiet --python python3 "$@"
 }
+
+ensure_scanners() {
+    # hadolint, trivy and checkov, locked in tools/scanners/uv.lock, in a virtual environment of their own.
+    ensure_uv
+    log "syncing .tools/scanners with tools/scanners/uv.lock"
+    UV_PROJECT_ENVIRONMENT="$REPO_ROOT/.tools/scanners" \
+        "$UV" sync --frozen --quiet --python python3 --project "$REPO_ROOT/tools/scanners"
+}
