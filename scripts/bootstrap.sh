@@ -61,3 +61,15 @@ ensure_scanners() {
     UV_PROJECT_ENVIRONMENT="$REPO_ROOT/.tools/scanners" \
         "$UV" sync --frozen --quiet --python python3 --project "$REPO_ROOT/tools/scanners"
 }
+
+ensure_node_tools() {
+    # The custom-resource schemas (tools/crd-schemas, locked in its package-lock.json) for `gitops check`.
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        ensure_debian_packages nodejs npm
+    fi
+    local dir="$REPO_ROOT/tools/crd-schemas"
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        log "installing tools/crd-schemas from package-lock.json"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+}

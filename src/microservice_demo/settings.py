@@ -79,10 +79,21 @@ def _describe(error: dict[str, object]) -> str:
     return f"invalid setting {variable}={shown}: {message}"
 
 
+SECRETS_DIR_VARIABLE = f"{ENV_PREFIX}SECRETS_DIR"
+
+
 def load_settings() -> Settings:
-    """Read and validate the environment; raise :class:`SettingsError` naming each bad variable."""
+    """Read and validate the environment; raise :class:`SettingsError` naming each bad variable.
+
+    With ``APP_SECRETS_DIR`` set, a setting may also come from a file in that folder named after its variable in
+    lower case (``app_admin_token``), as a Kubernetes Secret mounted as a volume provides it; the environment
+    wins where both are set.
+    """
+    secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE) or None
+    if secrets_dir is not None and not os.path.isdir(secrets_dir):
+        raise SettingsError([f"invalid setting {SECRETS_DIR_VARIABLE}={secrets_dir!r}: not a directory"])
     try:
-        return Settings()
+        return Settings(_secrets_dir=secrets_dir)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise SettingsError([_describe(dict(err)) for err in exc.errors()]) from None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from microservice_demo.settings import SettingsError, load_settings, load_settings_or_exit
@@ -90,3 +92,41 @@ def test_exit_status_and_stderr(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1
     assert err[0].startswith("invalid setting APP_PORT='http'")
+
+
+def test_secrets_come_from_files_in_the_secrets_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "app_admin_token").write_text("token-from-a-mounted-secret")
+    monkeypatch.setenv("APP_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.admin_token is not None
+    assert settings.admin_token.get_secret_value() == "token-from-a-mounted-secret"
+
+
+def test_the_environment_wins_over_a_secret_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "app_admin_token").write_text("token-from-a-mounted-secret")
+    monkeypatch.setenv("APP_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("APP_ADMIN_TOKEN", "token-from-the-environment")
+    settings = load_settings()
+    assert settings.admin_token is not None
+    assert settings.admin_token.get_secret_value() == "token-from-the-environment"
+
+
+def test_an_empty_secrets_dir_means_no_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("APP_SECRETS_DIR", str(tmp_path))
+    assert load_settings().admin_token is None
+
+
+def test_a_missing_secrets_dir_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("APP_SECRETS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.lines == [f"invalid setting APP_SECRETS_DIR={str(tmp_path / 'absent')!r}: not a directory"]
+
+
+def test_a_weak_token_file_is_rejected_without_echoing_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "app_admin_token").write_text("short")
+    monkeypatch.setenv("APP_SECRETS_DIR", str(tmp_path))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    (line,) = caught.value.lines
+    assert "APP_ADMIN_TOKEN=<hidden>" in line

@@ -1,0 +1,1 @@
+"""The repository's own delivery tooling, behind the `gitops` command."""

@@ -1,0 +1,82 @@
+"""Where things are in this repository: its root, its Kustomize entry points, the tools it installs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+# Folders that hold no deployable configuration of this repository (tests/ holds deliberately broken fixtures,
+# which the tests pass to `gitops check` explicitly).
+IGNORED_DIRS = {".git", ".venv", ".tools", "node_modules", "tests", "__pycache__", ".cache"}
+
+
+class RepositoryError(Exception):
+    """The repository is not laid out as this tool expects; the message says where."""
+
+
+def repo_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists() and (candidate / "pyproject.toml").exists():
+            return candidate
+    raise RepositoryError(f"{here} is not inside this repository (no .git and pyproject.toml above it)")
+
+
+def kustomization_file(directory: Path) -> Path | None:
+    for name in KUSTOMIZATION_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _kustomizations(root: Path) -> dict[Path, dict[str, object]]:
+    found: dict[Path, dict[str, object]] = {}
+    for directory, subdirs, _ in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in IGNORED_DIRS)
+        path = Path(directory)
+        file = kustomization_file(path)
+        if file is None:
+            continue
+        try:
+            content = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise RepositoryError(f"{file.relative_to(root)}: not valid YAML: {exc}") from None
+        found[path] = content
+    return found
+
+
+def entry_points(root: Path) -> list[Path]:
+    """Kustomizations nothing else in the repository builds on: what Argo CD syncs, and what gets checked.
+
+    Components are applied by the kustomizations that list them, and bases through their overlays, so both are
+    rendered (and checked) as part of those.
+    """
+    kustomizations = _kustomizations(root)
+    referenced: set[Path] = set()
+    for directory, content in kustomizations.items():
+        for key in ("resources", "bases", "components"):
+            for item in content.get(key) or []:  # type: ignore[attr-defined]
+                target = (directory / str(item)).resolve()
+                if target.is_dir():
+                    referenced.add(target)
+    return sorted(
+        directory
+        for directory, content in kustomizations.items()
+        if content.get("kind") != "Component" and directory.resolve() not in referenced
+    )
+
+
+def tool(name: str, root: Path) -> str:
+    """A command from this environment, or from the repository's scanner environment (.tools/scanners)."""
+    for candidate in (Path(sys.prefix) / "bin" / name, root / ".tools" / "scanners" / "bin" / name):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise RepositoryError(f"`{name}` is not installed: ./scripts/test installs every tool this check runs")
+    return found

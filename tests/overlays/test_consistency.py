@@ -1,0 +1,239 @@
+"""What a reviewer can't see in the YAML: that the objects of each environment really point at each other."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from microservice_demo.app import create_app
+from microservice_demo.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("dev", "staging", "prod")
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _pod_labels(rendered: Any) -> dict[str, str]:
+    labels: dict[str, str] = rendered.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_the_service_selects_exactly_the_deployments_pods(overlays: dict[str, Any], env: str) -> None:
+    rendered = overlays[env]
+    deployment = rendered.one("Deployment")["spec"]
+    service = rendered.one("Service")["spec"]
+    assert service["selector"] == deployment["selector"]["matchLabels"]
+    assert _matches(service["selector"], _pod_labels(rendered))
+    ports = {port["name"] for port in rendered.container["ports"]}
+    assert {port["targetPort"] for port in service["ports"]} <= ports
+
+
+def test_selectors_use_only_the_stable_name_label(overlays: dict[str, Any], env: str) -> None:
+    assert overlays[env].one("Deployment")["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "microservice-demo"
+    }
+
+
+def test_common_labels(overlays: dict[str, Any], env: str) -> None:
+    for obj in overlays[env].objects:
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "microservice-demo", obj["kind"]
+        assert labels["app.kubernetes.io/instance"] == f"microservice-demo-{env}"
+        assert labels["app.kubernetes.io/part-of"] == "microservice-demo"
+        assert labels["app.kubernetes.io/managed-by"] == "argocd"
+        assert labels["app.kubernetes.io/component"] == "api"
+        assert labels["app.kubernetes.io/version"]
+
+
+def test_network_policies_target_the_right_pods_and_peers(overlays: dict[str, Any], env: str) -> None:
+    rendered = overlays[env]
+    policies = {p["metadata"]["name"]: p["spec"] for p in rendered.all("NetworkPolicy")}
+    deny = policies.pop("default-deny-all")
+    assert deny["podSelector"] == {}
+    assert sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in deny and "egress" not in deny
+    for spec in policies.values():
+        assert _matches(spec["podSelector"]["matchLabels"], _pod_labels(rendered))
+
+    ingress = policies["microservice-demo-allow-ingress"]["ingress"]
+    peers = [
+        (r["from"][0]["namespaceSelector"]["matchLabels"], r["from"][0]["podSelector"]["matchLabels"]) for r in ingress
+    ]
+    assert peers == [
+        ({"kubernetes.io/metadata.name": "envoy-gateway-system"},
+         {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/managed-by": "envoy-gateway"}),
+        ({"kubernetes.io/metadata.name": "observability"}, {"app.kubernetes.io/name": "prometheus"}),
+    ]  # fmt: skip
+    container_ports = {p["name"] for p in rendered.container["ports"]}
+    assert all(port["port"] in container_ports for rule in ingress for port in rule["ports"])
+
+    egress = policies["microservice-demo-allow-egress"]["egress"]
+    allowed = {
+        (
+            rule["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            port["port"],
+            port["protocol"],
+        )
+        for rule in egress
+        for port in rule["ports"]
+    }
+    assert allowed == {("kube-system", 53, "UDP"), ("kube-system", 53, "TCP"), ("observability", 4318, "TCP")}
+    otlp = rendered.settings["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert re.fullmatch(r"http://alloy\.observability\.svc\.cluster\.local:4318", otlp), (
+        "egress must allow the OTLP endpoint"
+    )
+
+
+def test_the_pdb_hpa_and_vpa_target_the_deployment(overlays: dict[str, Any]) -> None:
+    prod = overlays["prod"]
+    assert _matches(prod.one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"], _pod_labels(prod))
+    for kind, field in (("HorizontalPodAutoscaler", "scaleTargetRef"), ("VerticalPodAutoscaler", "targetRef")):
+        target = prod.one(kind)["spec"][field]
+        assert (target["apiVersion"], target["kind"], target["name"]) == ("apps/v1", "Deployment", "microservice-demo")
+
+
+def test_the_servicemonitor_scrapes_the_services_named_port(overlays: dict[str, Any], env: str) -> None:
+    rendered = overlays[env]
+    monitor = rendered.one("ServiceMonitor")["spec"]
+    service = rendered.one("Service")
+    assert _matches(monitor["selector"]["matchLabels"], service["metadata"]["labels"])
+    (endpoint,) = monitor["endpoints"]
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    assert (endpoint["path"], endpoint["interval"], endpoint["scrapeTimeout"]) == ("/metrics", "30s", "10s")
+
+
+def test_probe_paths_exist_in_the_service(overlays: dict[str, Any], env: str) -> None:
+    container = overlays[env].container
+    app_paths = {route.path for route in create_app(Settings(log_level="ERROR")).routes}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in app_paths, probe
+        assert get["port"] in {port["name"] for port in container["ports"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_every_setting_in_the_configmap_is_one_the_service_accepts(
+    overlays: dict[str, Any], env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = dict(overlays[env].settings)
+    secrets_dir = settings.pop("APP_SECRETS_DIR")
+    deployment = overlays[env].one("Deployment")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in deployment["containers"][0]["volumeMounts"]}
+    secret_volume = next(v for v in deployment["volumes"] if v["name"] == mounts[secrets_dir])
+    assert secret_volume["secret"]["items"] == [{"key": "token", "path": "app_admin_token"}]
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    loaded = Settings()
+    assert loaded.environment == env
+    assert loaded.port == 8080
+    drain = loaded.shutdown_drain_seconds
+    assert deployment["terminationGracePeriodSeconds"] > drain + 10, "the grace period must outlast the drain"
+
+
+def test_pods_run_restricted_as_the_images_user(overlays: dict[str, Any], env: str) -> None:
+    image_user = re.search(r"^USER (\d+):(\d+)$", (ROOT / "Containerfile").read_text(), re.M)
+    assert image_user is not None
+    uid, gid = int(image_user.group(1)), int(image_user.group(2))
+    pod = overlays[env].one("Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]["securityContext"]
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (uid, gid)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["capabilities"] == {"drop": ["ALL"]}
+    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": "64Mi"}
+
+
+def test_rollouts_never_take_a_pod_away(overlays: dict[str, Any], env: str) -> None:
+    strategy = overlays[env].one("Deployment")["spec"]["strategy"]
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_resource_names_are_the_same_in_every_overlay(overlays: dict[str, Any]) -> None:
+    def names(env: str) -> set[tuple[str, str]]:
+        return {
+            (
+                obj["kind"],
+                re.sub(r"-[a-z0-9]{10}$", "", obj["metadata"]["name"])
+                if obj["kind"] == "ConfigMap"
+                else obj["metadata"]["name"],
+            )
+            for obj in overlays[env].objects
+            if obj["kind"] not in {"HorizontalPodAutoscaler", "PodDisruptionBudget", "VerticalPodAutoscaler"}
+        }
+
+    assert names("dev") == names("staging") == names("prod")
+    assert ("Deployment", "microservice-demo") in names("prod")
+
+
+def test_each_route_attaches_to_its_environments_listener(overlays: dict[str, Any], networking: Any, env: str) -> None:
+    route = overlays[env].one("HTTPRoute")["spec"]
+    (parent,) = route["parentRefs"]
+    gateway = networking.one("Gateway", parent["name"])
+    assert gateway["metadata"]["namespace"] == parent["namespace"]
+    listener = next(item for item in gateway["spec"]["listeners"] if item["name"] == parent["sectionName"])
+    assert listener["protocol"] == "HTTPS"
+    assert route["hostnames"] == [listener["hostname"]]
+    selector = listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]
+    assert selector == {"kubernetes.io/metadata.name": f"microservice-demo-{env}"}
+    backend = route["rules"][0]["backendRefs"][0]
+    service = overlays[env].one("Service")
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"] in {port["port"] for port in service["spec"]["ports"]}
+
+
+def test_only_service_namespaces_may_attach_https_routes(networking: Any) -> None:
+    gateway = networking.one("Gateway")
+    for listener in gateway["spec"]["listeners"]:
+        namespaces = listener["allowedRoutes"]["namespaces"]
+        if listener["protocol"] == "HTTPS":
+            assert namespaces["from"] == "Selector"
+            name = namespaces["selector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            assert name in {f"microservice-demo-{env}" for env in ENVIRONMENTS}
+        else:
+            assert namespaces["from"] == "Same"
+    assert (
+        gateway["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+        == networking.one("ClusterIssuer")["metadata"]["name"]
+    )
+
+
+def test_the_image_lives_in_a_release_file_of_its_own(overlays: dict[str, Any], env: str) -> None:
+    release = yaml.safe_load((ROOT / "overlays" / env / "release" / "kustomization.yaml").read_text())
+    assert set(release) == {"apiVersion", "kind", "images", "labels"}
+    (image,) = release["images"]
+    container = overlays[env].container
+    assert container["image"] == f"{image['newName']}:{image['newTag']}@{image['digest']}"
+    assert DIGEST.search(container["image"]), "every environment pins its image by digest"
+    env_vars = {item["name"]: item.get("value") for item in container["env"]}
+    assert env_vars["APP_IMAGE"] == container["image"], "/api/v1/info must report the image the overlay names"
+    version = overlays[env].one("Deployment")["metadata"]["labels"]["app.kubernetes.io/version"]
+    assert version == image["newTag"]
+    overlay = (ROOT / "overlays" / env / "kustomization.yaml").read_text()
+    assert "images:" not in overlay and "sha256" not in overlay, "the overlay itself must not name the image"
+
+
+def test_pinned_chart_versions(networking: Any) -> None:
+    versions = {
+        app["metadata"]["name"]: app["spec"]["source"]["targetRevision"] for app in networking.all("Application")
+    }
+    assert versions == {"envoy-gateway": "v1.8.3", "cert-manager": "v1.18.2"}
+    for app in networking.all("Application"):
+        assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
