@@ -262,3 +262,35 @@ def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(start_service: Cal
     assert span.kind == span.SPAN_KIND_SERVER
     resource_attributes = {a.key: a.value.string_value for a in resource.attributes}
     assert resource_attributes["service.name"] == "microservice-demo"
+
+
+def _verify(url: str, image: str, timeout: str = "5") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "microservice_demo.verify", "--url", url, "--expect-image", image, "--timeout", timeout],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_deployment_check_passes_when_the_expected_image_runs(start_service: Callable[..., Any]) -> None:
+    image = "ghcr.io/example/microservice-demo:1.0.0@sha256:" + "b" * 64
+    with start_service({"APP_IMAGE": image}) as server:
+        result = _verify(server.url, image)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"deployment check passed: {server.url} is ready and runs {image}"
+
+
+def test_the_deployment_check_fails_on_another_image(start_service: Callable[..., Any]) -> None:
+    with start_service({"APP_IMAGE": "ghcr.io/example/microservice-demo:old"}) as server:
+        result = _verify(server.url, "ghcr.io/example/microservice-demo:new", timeout="1")
+    assert result.returncode == 1
+    assert (
+        "reports image 'ghcr.io/example/microservice-demo:old', expected 'ghcr.io/example/microservice-demo:new'"
+        in (result.stderr)
+    )
+
+
+def test_the_deployment_check_fails_when_nothing_answers() -> None:
+    result = _verify(f"http://127.0.0.1:{_free_port()}", "any", timeout="1")
+    assert result.returncode == 1
+    assert "ConnectError" in result.stderr
+    assert "gave up after 1 s" in result.stderr

@@ -50,11 +50,14 @@ def test_selectors_use_only_the_stable_name_label(overlays: dict[str, Any], env:
 def test_common_labels(overlays: dict[str, Any], env: str) -> None:
     for obj in overlays[env].objects:
         labels = obj["metadata"]["labels"]
-        assert labels["app.kubernetes.io/name"] == "microservice-demo", obj["kind"]
+        expected_name = {"deploy-check": "microservice-demo-deploy-check"}.get(
+            labels["app.kubernetes.io/component"], "microservice-demo"
+        )
+        assert labels["app.kubernetes.io/name"] == expected_name, obj["kind"]
         assert labels["app.kubernetes.io/instance"] == f"microservice-demo-{env}"
         assert labels["app.kubernetes.io/part-of"] == "microservice-demo"
         assert labels["app.kubernetes.io/managed-by"] == "argocd"
-        assert labels["app.kubernetes.io/component"] == "api"
+        assert labels["app.kubernetes.io/component"] in {"api", "deploy-check"}
         assert labels["app.kubernetes.io/version"]
 
 
@@ -62,6 +65,7 @@ def test_network_policies_target_the_right_pods_and_peers(overlays: dict[str, An
     rendered = overlays[env]
     policies = {p["metadata"]["name"]: p["spec"] for p in rendered.all("NetworkPolicy")}
     deny = policies.pop("default-deny-all")
+    policies.pop("microservice-demo-deploy-check")  # the check's own pod: test_the_deploy_check_can_reach_the_service
     assert deny["podSelector"] == {}
     assert sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
     assert "ingress" not in deny and "egress" not in deny
@@ -237,3 +241,43 @@ def test_pinned_chart_versions(networking: Any) -> None:
     assert versions == {"envoy-gateway": "v1.8.3", "cert-manager": "v1.18.2"}
     for app in networking.all("Application"):
         assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+
+
+def test_the_deploy_check_runs_after_each_sync_with_the_service_image(overlays: dict[str, Any], env: str) -> None:
+    rendered = overlays[env]
+    job = rendered.one("Job", "microservice-demo-deploy-check")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "PostSync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation,HookSucceeded"
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == rendered.container["image"]
+    env_vars = {item["name"]: item["value"] for item in container["env"]}
+    assert env_vars["EXPECTED_IMAGE"] == rendered.container["image"]
+    args = container["args"]
+    service = rendered.one("Service")
+    assert args[args.index("--url") + 1] == f"http://{service['metadata']['name']}"
+    assert 80 in {port["port"] for port in service["spec"]["ports"]}
+    assert container["command"][-1] == "microservice_demo.verify"
+    assert (
+        pod["securityContext"] | {"fsGroup": 10001}
+        == rendered.one("Deployment")["spec"]["template"]["spec"]["securityContext"]
+    )
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not _matches(service["spec"]["selector"], job["spec"]["template"]["metadata"]["labels"]), (
+        "the Service must not send traffic to the check's pod"
+    )
+
+
+def test_the_deploy_check_can_reach_the_service(overlays: dict[str, Any], env: str) -> None:
+    rendered = overlays[env]
+    check_labels = rendered.one("Job")["spec"]["template"]["metadata"]["labels"]
+    policies = {p["metadata"]["name"]: p["spec"] for p in rendered.all("NetworkPolicy")}
+    egress = policies["microservice-demo-deploy-check"]
+    assert _matches(egress["podSelector"]["matchLabels"], check_labels)
+    to_service = egress["egress"][0]
+    assert _matches(to_service["to"][0]["podSelector"]["matchLabels"], _pod_labels(rendered))
+    assert to_service["ports"] == [{"port": "http", "protocol": "TCP"}]
+    ingress = policies["microservice-demo-allow-deploy-check"]
+    assert _matches(ingress["podSelector"]["matchLabels"], _pod_labels(rendered))
+    assert _matches(ingress["ingress"][0]["from"][0]["podSelector"]["matchLabels"], check_labels)
