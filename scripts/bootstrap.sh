@@ -73,3 +73,15 @@ ensure_node_tools() {
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
 }
+
+ensure_expr_eval() {
+    # tools/expr-eval: Argo CD's trigger-expression engine (expr), built from Debian's Go packages, offline.
+    ensure_debian_packages golang-go golang-github-antonmedv-expr-dev
+    local binary="$REPO_ROOT/.tools/bin/expr-eval" source="$REPO_ROOT/tools/expr-eval/main.go"
+    if [ ! -x "$binary" ] || [ "$source" -nt "$binary" ]; then
+        log "building .tools/bin/expr-eval"
+        mkdir -p "$REPO_ROOT/.tools/bin"
+        (cd "$REPO_ROOT" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$REPO_ROOT/.cache/go-build" \
+            go build -o "$binary" ./tools/expr-eval)
+    fi
+}
