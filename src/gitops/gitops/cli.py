@@ -8,8 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gitops.check import report, run_check
+from gitops.git import GitError
+from gitops.images import ImageError
+from gitops.render import RenderError
 from gitops.repository import RepositoryError, entry_points, repo_root
 from gitops.schemas import SUPPORTED_KUBERNETES
+from gitops.set_image import set_image
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -23,6 +27,21 @@ def _entry_points(_: argparse.Namespace) -> int:
     root = repo_root()
     for directory in entry_points(root):
         print(directory.relative_to(root))
+    return 0
+
+
+def _set_image(args: argparse.Namespace) -> int:
+    result = set_image(
+        repo_root(),
+        args.environment,
+        args.image,
+        push=args.push,
+        remote=args.remote,
+        branch=args.branch,
+        source_commit=args.source_commit,
+        attempts=args.attempts,
+    )
+    print(result.describe())
     return 0
 
 
@@ -50,6 +69,25 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--no-scan", action="store_true", help="render and validate only, skip checkov and trivy")
     check.set_defaults(run=_check)
 
+    setter = commands.add_parser(
+        "set-image",
+        help="point an environment's release file at an image and commit it",
+        description=(
+            "Write IMAGE (registry/name[:tag]@sha256:<64 hex>, from a trusted registry) into "
+            "overlays/ENVIRONMENT/release/kustomization.yaml, check the overlay still renders, and commit that one "
+            "file with a [skip ci] message. With --push, fetch the branch, re-apply on top of it and push, retrying "
+            "a bounded number of times if other pushes get there first."
+        ),
+    )
+    setter.add_argument("environment", help="dev, staging or prod (a folder under overlays/ with a release file)")
+    setter.add_argument("image", help="registry/name[:tag]@sha256:<64 hex>")
+    setter.add_argument("--push", action="store_true", help="push the commit (the pipeline's mode)")
+    setter.add_argument("--remote", default="origin")
+    setter.add_argument("--branch", default="main")
+    setter.add_argument("--source-commit", help="the commit the image was built from (recorded in the message)")
+    setter.add_argument("--attempts", type=int, default=5, help="push attempts before giving up (default 5)")
+    setter.set_defaults(run=_set_image)
+
     listing = commands.add_parser("entry-points", help="list the Kustomize entry points `check` renders")
     listing.set_defaults(run=_entry_points)
     return top
@@ -61,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.kubernetes_version = list(SUPPORTED_KUBERNETES)
     try:
         code: int = args.run(args)
-    except RepositoryError as exc:
+    except (RepositoryError, ImageError, GitError, RenderError) as exc:
         print(f"gitops: {exc}", file=sys.stderr)
         return 2
     return code
