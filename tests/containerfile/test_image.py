@@ -141,6 +141,23 @@ def test_serves_read_only_as_the_fixed_user(containers: Any, running: dict[str, 
     assert all(line.startswith("{") for line in logs if line.strip()), "production logs are JSON lines"
 
 
+def test_the_image_runs_the_post_deploy_check(containers: Any, image: str, running: dict[str, Any]) -> None:
+    """The PostSync Job uses this same image: its check must run in it, as restricted as the service."""
+    check = [
+        "run", "--rm", "--network", "host", "--read-only", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--tmpfs", "/tmp:rw,size=16m",
+        "--entrypoint", "/app/.venv/bin/python", image, "-m", "microservice_demo.verify",
+        "--url", running["url"], "--timeout", "20",
+    ]  # fmt: skip
+    passed = containers.podman(*check, "--expect-image", "localhost/microservice-demo:test", check=False)
+    assert passed.returncode == 0, passed.stderr
+    assert "deployment check passed" in passed.stdout
+    failed = containers.podman(*check[:-2], "--timeout", "1", "--expect-image", "other:image", check=False)
+    assert failed.returncode == 1
+    assert "reports image 'localhost/microservice-demo:test', expected 'other:image'" in failed.stderr
+
+
+# Last: it stops the container the tests above share.
 def test_stops_gracefully_within_10_seconds(containers: Any, running: dict[str, Any]) -> None:
     started = time.monotonic()
     containers.podman("stop", "--time", "10", running["name"])
