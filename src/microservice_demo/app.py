@@ -34,7 +34,6 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime.store(app.state)
         interpose_drain(runtime.lifecycle, settings.shutdown_drain_seconds)
         runtime.lifecycle.ready = True
         logger.info(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 import subprocess
 import tarfile
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,6 @@ REVISION = subprocess.run(
     ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
 ).stdout.strip()
 FORBIDDEN = {"gcc", "cc", "c++", "g++", "clang", "apt", "apt-get", "dpkg", "pip", "pip3", "uv", "yum", "apk"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +46,8 @@ def files(containers: Any, image: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def running(containers: Any, image: str) -> Iterator[dict[str, Any]]:
-    port = _free_port()
+def running(containers: Any, image: str, free_port: Callable[[], int]) -> Iterator[dict[str, Any]]:
+    port = free_port()
     name = f"microservice-demo-test-{port}"
     containers.podman(
         "run", "--detach", "--name", name,

@@ -6,7 +6,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,12 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_FACTORY = "microservice_demo.app:create_app"
 TOKEN = "process-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -74,12 +67,12 @@ def _command(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 @pytest.fixture
-def start_service(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def start_service(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[Callable[..., Any]]:
     started: list[subprocess.Popen[bytes]] = []
 
     @contextmanager
     def start(env: dict[str, str] | None = None, argv: list[str] | None = None) -> Iterator[Server]:
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"service-{port}.log"
         settings = {"APP_PORT": str(port), "APP_LOG_FORMAT": "json", **(env or {})}
         command = argv or [sys.executable, "-m", "microservice_demo"]
@@ -187,8 +180,8 @@ def test_sigterm_lets_slow_requests_finish_then_exits_0(start_service: Callable[
             server.get("/ready")
 
 
-def test_bad_setting_stops_before_binding(tmp_path: Path) -> None:
-    port = _free_port()
+def test_bad_setting_stops_before_binding(free_port: Callable[[], int]) -> None:
+    port = free_port()
     result = subprocess.run(
         [sys.executable, "-m", "microservice_demo"],
         cwd=REPO_ROOT,
@@ -289,8 +282,8 @@ def test_the_deployment_check_fails_on_another_image(start_service: Callable[...
     )
 
 
-def test_the_deployment_check_fails_when_nothing_answers() -> None:
-    result = _verify(f"http://127.0.0.1:{_free_port()}", "any", timeout="1")
+def test_the_deployment_check_fails_when_nothing_answers(free_port: Callable[[], int]) -> None:
+    result = _verify(f"http://127.0.0.1:{free_port()}", "any", timeout="1")
     assert result.returncode == 1
     assert "ConnectError" in result.stderr
     assert "gave up after 1 s" in result.stderr
