@@ -24,15 +24,18 @@ if TYPE_CHECKING:
     from loguru import Message, Record
 
 _encoder = msgspec.json.Encoder()
+# Local, readable: the request fields an access line carries are in its message already.
 _TEXT_FORMAT = (
-    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> <cyan>{name}</cyan> {message} <dim>{extra}</dim>"
+    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> <cyan>{extra[logger_name]}</cyan> {message}"
 )
 
 
 def _add_trace_context(record: Record) -> None:
-    """Patcher: stamp the active span's ids on every record, or leave them empty outside a span."""
-    context = trace.get_current_span().get_span_context()
+    """Patcher: name the logger (the standard library's, for intercepted records) and stamp the active span's ids
+    on every record, or leave them out outside a span."""
     extra = record["extra"]
+    extra.setdefault("logger_name", record["name"])
+    context = trace.get_current_span().get_span_context()
     if context.is_valid:
         extra["trace_id"] = format(context.trace_id, "032x")
         extra["span_id"] = format(context.span_id, "016x")
@@ -50,7 +53,7 @@ class JsonSink:
             "timestamp": record["time"].astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "level": record["level"].name,
             "message": record["message"],
-            "logger": record["extra"].pop("logger_name", record["name"]),
+            "logger": record["extra"].pop("logger_name"),
         }
         line.update(record["extra"])
         exception = record["exception"]
