@@ -62,9 +62,12 @@ def test_text_format_is_readable() -> None:
     stream = io.StringIO()
     configure_logging("DEBUG", "text", stream)
     logger.debug("hello {}", "reader")
-    text = stream.getvalue()
-    assert "DEBUG" in text and "hello reader" in text
-    assert not text.lstrip().startswith("{")
+    logging.getLogger("_granian").info("Listening at: http://127.0.0.1:1")
+    first, second = stream.getvalue().splitlines()
+    assert first.split()[1] == "DEBUG"
+    assert first.endswith("hello reader")
+    assert second.split()[2:] == ["_granian", "Listening", "at:", "http://127.0.0.1:1"], "named by its own logger"
+    assert not first.startswith("{")
 
 
 def test_configuring_again_replaces_the_sink() -> None:
