@@ -63,15 +63,18 @@ ensure_scanners() {
 }
 
 ensure_node_tools() {
-    # The custom-resource schemas (tools/crd-schemas, locked in its package-lock.json) for `gitops check`.
+    # The npm tools, each locked in its package-lock.json: the custom-resource schemas `gitops check` validates
+    # with (tools/crd-schemas) and tekton-lint (tools/tekton-lint).
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         ensure_debian_packages nodejs npm
     fi
-    local dir="$REPO_ROOT/tools/crd-schemas"
-    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-        log "installing tools/crd-schemas from package-lock.json"
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-    fi
+    local dir
+    for dir in "$REPO_ROOT/tools/crd-schemas" "$REPO_ROOT/tools/tekton-lint"; do
+        if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+            log "installing ${dir#"$REPO_ROOT"/} from package-lock.json"
+            (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        fi
+    done
 }
 
 ensure_expr_eval() {

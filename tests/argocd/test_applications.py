@@ -18,6 +18,7 @@ EXPECTED_CHILDREN = {
     "platform-security",
     "platform-networking",
     "platform-autoscaling",
+    "platform-ci-cd",
     "microservice-demo-dev",
     "microservice-demo-staging",
     "microservice-demo-prod",
@@ -38,6 +39,8 @@ CRD_PROVIDERS = {
 # API groups whose CRDs no Application of this repository installs yet, and the issue that adds the provider.
 PENDING_PROVIDERS = {
     "monitoring.coreos.com": "the observability issue (kube-prometheus-stack)",
+    "tekton.dev": "Tekton Pipelines, installed by hand for now (docs/build-pipeline.md)",
+    "triggers.tekton.dev": "Tekton Triggers, installed by hand for now (docs/build-pipeline.md)",
 }
 PREEXISTING_NAMESPACES = {"argocd"}  # Argo CD's own, from its installation
 
@@ -188,7 +191,7 @@ def test_the_providers_of_every_custom_resource_sync_first(argocd: Any) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="the ServiceMonitor CRD has no provider yet: " + "; ".join(PENDING_PROVIDERS.values())
+    strict=True, reason="CRDs without a provider in this repository yet: " + "; ".join(PENDING_PROVIDERS.values())
 )
 def test_no_custom_resource_waits_for_a_provider_that_is_not_built(argocd: Any) -> None:
     used = {_group(obj["apiVersion"]) for objects in argocd.rendered.values() for obj in objects}

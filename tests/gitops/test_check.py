@@ -38,8 +38,15 @@ def test_the_repository_passes(repository_result: CheckResult) -> None:
     assert repository_result.objects > 30
 
 
-def test_every_kind_in_the_repository_has_a_schema(repository_result: CheckResult) -> None:
-    assert repository_result.not_validated == set()
+def test_every_kind_without_a_schema_is_one_tekton_lint_checks(repository_result: CheckResult) -> None:
+    # No offline schema exists for Tekton's kinds (their CRDs carry none); tests/tekton lints them instead.
+    assert repository_result.not_validated == {
+        "tekton.dev/v1 Pipeline",
+        "tekton.dev/v1 Task",
+        "triggers.tekton.dev/v1beta1 EventListener",
+        "triggers.tekton.dev/v1beta1 TriggerBinding",
+        "triggers.tekton.dev/v1beta1 TriggerTemplate",
+    }
 
 
 def test_a_missing_file_is_named() -> None:

@@ -28,7 +28,8 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def is_clean(root: Path, path: Path | None = None) -> bool:
-    args = ["status", "--porcelain"] + ([str(path)] if path is not None else [])
+    """No uncommitted change to tracked files (untracked files, such as build outputs, don't count)."""
+    args = ["status", "--porcelain", "--untracked-files=no"] + ([str(path)] if path is not None else [])
     return git(root, *args).stdout.strip() == ""
 
 

@@ -1,0 +1,183 @@
+"""The build pipeline: tekton-lint, references tekton-lint does not follow, and the trigger filters evaluated with
+a real CEL engine against sample GitHub payloads."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import celpy
+import pytest
+import yaml
+from gitops.render import render
+from gitops.repository import repo_root
+
+ROOT = repo_root(Path(__file__))
+LINT = ROOT / "tools" / "tekton-lint" / "node_modules" / ".bin" / "tekton-lint"
+
+
+def _lint(folder: Path) -> list[dict[str, Any]]:
+    if not LINT.exists():
+        pytest.fail("tools/tekton-lint is not installed: ./scripts/test installs it (npm ci)")
+    result = subprocess.run(
+        [str(LINT), "--color=false", "--format", "json", f"{folder}/**/*.yaml"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    problems: list[dict[str, Any]] = json.loads(result.stdout or "[]")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def objects() -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in render(ROOT / "tekton", ROOT)[1]}
+
+
+def test_tekton_lint_is_clean() -> None:
+    assert _lint(ROOT / "tekton") == []
+
+
+def test_tekton_lint_catches_what_it_should(tmp_path: Path) -> None:
+    copy = tmp_path / "tekton"
+    shutil.copytree(ROOT / "tekton", copy)
+    clone = copy / "ci-cd" / "tasks" / "git-clone.yaml"
+    clone.write_text(clone.read_text().replace("$(params.revision)", "$(params.revisoin)"))
+    pipeline = copy / "ci-cd" / "pipelines" / "pull-request.yaml"
+    pipeline.write_text(pipeline.read_text().replace("name: run-checks\n", "name: run-checkz\n"))
+    rules = {problem["rule"] for problem in _lint(copy)}
+    assert {"no-undefined-param", "no-missing-resource"} <= rules
+
+
+def test_every_trigger_names_bindings_and_templates_that_exist(objects: dict[tuple[str, str], Any]) -> None:
+    # tekton-lint does not notice an EventListener naming a missing TriggerBinding.
+    listener = objects[("EventListener", "github")]["spec"]
+    assert ("ServiceAccount", listener["serviceAccountName"]) in objects
+    for trigger in listener["triggers"]:
+        bindings = [objects[("TriggerBinding", b["ref"])] for b in trigger["bindings"]]
+        template = objects[("TriggerTemplate", trigger["template"]["ref"])]
+        bound = {p["name"] for b in bindings for p in b["spec"]["params"]}
+        declared = {p["name"] for p in template["spec"]["params"]}
+        assert bound == declared, f"{trigger['name']}: bindings give {bound}, template takes {declared}"
+        for interceptor in trigger["interceptors"]:
+            assert interceptor["ref"]["kind"] == "ClusterInterceptor"
+            assert interceptor["ref"]["name"] in {"github", "cel"}
+
+
+def test_templates_run_pipelines_with_exactly_their_params_and_workspaces(objects: dict[tuple[str, str], Any]) -> None:
+    for (kind, name), template in objects.items():
+        if kind != "TriggerTemplate":
+            continue
+        (run,) = template["spec"]["resourcetemplates"]
+        pipeline = objects[("Pipeline", run["spec"]["pipelineRef"]["name"])]["spec"]
+        given = {p["name"] for p in run["spec"]["params"]}
+        required = {p["name"] for p in pipeline["params"] if "default" not in p}
+        assert required <= given <= {p["name"] for p in pipeline["params"]}, name
+        assert {w["name"] for w in run["spec"]["workspaces"]} == {w["name"] for w in pipeline["workspaces"]}, name
+        assert ("ServiceAccount", run["spec"]["taskRunTemplate"]["serviceAccountName"]) in objects
+        assert run["metadata"]["generateName"].startswith(f"{name}-"), "PipelineRuns get readable names"
+
+
+def test_pipelines_pass_every_task_what_it_needs(objects: dict[tuple[str, str], Any]) -> None:
+    for (kind, name), pipeline in objects.items():
+        if kind != "Pipeline":
+            continue
+        for task in pipeline["spec"]["tasks"] + pipeline["spec"].get("finally", []):
+            spec = objects[("Task", task["taskRef"]["name"])]["spec"]
+            given = {p["name"] for p in task.get("params", [])}
+            required = {p["name"] for p in spec.get("params", []) if "default" not in p}
+            assert required <= given, f"{name}/{task['name']} misses {required - given}"
+            assert {w["name"] for w in task.get("workspaces", [])} == {w["name"] for w in spec.get("workspaces", [])}
+
+
+def test_the_build_runs_in_order_and_ends_by_committing_to_dev(objects: dict[tuple[str, str], Any]) -> None:
+    tasks = {t["name"]: t for t in objects[("Pipeline", "build")]["spec"]["tasks"]}
+    order = ["fetch", "checks", "build", "scan", "push", "set-dev-image"]
+    assert list(tasks) == order
+    for before, after in itertools.pairwise(order):
+        assert tasks[after]["runAfter"] == [before]
+    results = {r["name"] for r in objects[("Task", "push-image")]["spec"]["results"]}
+    assert {"IMAGE_URL", "IMAGE_DIGEST"} <= results, "Tekton Chains' type hints"
+    step = objects[("Task", "set-dev-image")]["spec"]["steps"][0]["script"]
+    assert "./scripts/gitops set-image dev" in step
+    assert "--push" in step
+
+
+def test_credentials_come_from_secrets_only(objects: dict[tuple[str, str], Any]) -> None:
+    text = yaml.safe_dump_all(list(objects.values()))
+    for name in ("github-webhook", "github-status-token", "slack-webhook", "registry-credentials", "git-credentials"):
+        assert name in text
+    assert "ghp_" not in text
+    assert "hooks.slack.com" not in text
+
+
+def test_chains_signs_and_attests(objects: dict[tuple[str, str], Any]) -> None:
+    config = objects[("ConfigMap", "chains-config")]
+    assert config["metadata"]["namespace"] == "tekton-chains"
+    data = config["data"]
+    assert data["artifacts.oci.storage"] == "oci"
+    assert data["artifacts.taskrun.format"] == "in-toto"
+    assert data["transparency.enabled"] == "true"
+
+
+def _filter(objects: dict[tuple[str, str], Any], trigger: str) -> Any:
+    listener = objects[("EventListener", "github")]["spec"]
+    (spec,) = [t for t in listener["triggers"] if t["name"] == trigger]
+    (cel,) = [i for i in spec["interceptors"] if i["ref"]["name"] == "cel"]
+    expression = next(p["value"] for p in cel["params"] if p["name"] == "filter")
+    environment = celpy.Environment()
+    return environment.program(environment.compile(expression))
+
+
+def _push(
+    ref: str = "refs/heads/main", message: str = "Fix a bug", paths: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    modified = paths if paths is not None else ["src/microservice_demo/app.py"]
+    commit = {"id": "a" * 40, "message": message, "timestamp": "2026-11-26T08:00:00Z",
+              "added": [], "modified": modified, "removed": []}  # fmt: skip
+    body = {"ref": ref, "after": "a" * 40, "deleted": False, "head_commit": commit, "commits": [commit],
+            "repository": {"clone_url": "https://github.com/your-org/microservice-demo.git",
+                           "full_name": "your-org/microservice-demo"}}  # fmt: skip
+    body.update(extra)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "builds"),
+    [
+        ("src change on main", _push(), True),
+        ("lock file change", _push(paths=["uv.lock"]), True),
+        (
+            "Containerfile removed",
+            _push(paths=[]) | {"commits": [{"added": [], "modified": [], "removed": ["Containerfile"]}]},
+            True,
+        ),
+        ("only overlays", _push(paths=["overlays/dev/release/kustomization.yaml"]), False),
+        ("only docs", _push(paths=["docs/build.md", "README.md"]), False),
+        ("the pipeline's own commit", _push(message="deploy(dev): microservice-demo@sha256:aa [skip ci]"), False),
+        ("another branch", _push(ref="refs/heads/feature"), False),
+        ("a tag", _push(ref="refs/tags/v1.0.0") | {"head_commit": None, "commits": []}, False),
+        ("branch deletion", _push() | {"deleted": True, "head_commit": None, "commits": [], "after": "0" * 40}, False),
+        ("no head commit", _push() | {"head_commit": None, "commits": []}, False),
+    ],
+)
+def test_push_filter(objects: dict[tuple[str, str], Any], case: str, body: dict[str, Any], builds: bool) -> None:
+    result = _filter(objects, "push-main").evaluate({"body": celpy.json_to_cel(body)})
+    assert result == builds, case
+
+
+@pytest.mark.parametrize(
+    ("action", "base", "runs"),
+    [
+        ("opened", "main", True),
+        ("synchronize", "main", True),
+        ("reopened", "main", True),
+        ("closed", "main", False),
+        ("opened", "release", False),
+    ],
+)
+def test_pull_request_filter(objects: dict[tuple[str, str], Any], action: str, base: str, runs: bool) -> None:
+    body = {"action": action, "pull_request": {"base": {"ref": base}, "head": {"sha": "b" * 40}}}
+    assert _filter(objects, "pull-request").evaluate({"body": celpy.json_to_cel(body)}) == runs
