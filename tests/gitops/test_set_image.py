@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from gitops.render import render
-from gitops.repository import repo_root
+from gitrepos import GIT_ENV, GITOPS, IMAGE, clone, digest, git, gitops
 
 pytestmark = pytest.mark.process
 
-ROOT = repo_root(Path(__file__))
-GITOPS = str(Path(sys.executable).with_name("gitops"))
-IMAGE = "ghcr.io/your-org/microservice-demo"
 SOURCE = "0123456789abcdef0123456789abcdef01234567"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "pipeline",
-    "GIT_AUTHOR_EMAIL": "pipeline@example.com",
-    "GIT_COMMITTER_NAME": "pipeline",
-    "GIT_COMMITTER_EMAIL": "pipeline@example.com",
-}
-
-
-def digest(n: int) -> str:
-    return "sha256:" + f"{n:x}" * 64 if n < 16 else "sha256:" + f"{n:064x}"
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=True).stdout
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [GITOPS, *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    """A bare remote whose main holds this repository's manifests and tooling settings."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "--quiet", str(bare), str(seed))
-    for folder in ("base", "components", "overlays"):
-        shutil.copytree(ROOT / folder, seed / folder)
-    shutil.copy(ROOT / "pyproject.toml", seed / "pyproject.toml")
-    git(seed, "add", "-A")
-    git(seed, "commit", "--quiet", "-m", "initial manifests")
-    git(seed, "push", "--quiet", "origin", "HEAD:main")
-    return bare
-
-
-def clone(remote: Path, where: Path) -> Path:
-    git(where.parent, "clone", "--quiet", "--branch", "main", str(remote), str(where))
-    return where
+    return gitops(cwd, *args)
 
 
 def test_changes_exactly_the_release_file_and_still_renders(remote: Path, tmp_path: Path) -> None:

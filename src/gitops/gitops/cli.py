@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gitops.check import report, run_check
+from gitops.diff import WORK_TREE, rendered_diff
 from gitops.git import GitError
 from gitops.images import ImageError
+from gitops.promote import PromotionError, promote
 from gitops.render import RenderError
 from gitops.repository import RepositoryError, entry_points, repo_root
 from gitops.schemas import SUPPORTED_KUBERNETES
@@ -42,6 +44,21 @@ def _set_image(args: argparse.Namespace) -> int:
         attempts=args.attempts,
     )
     print(result.describe())
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    sys.stdout.write(rendered_diff(repo_root(), args.environment, args.ref_a, args.ref_b))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    promotion = promote(
+        repo_root(), args.source, args.target, ref=args.ref, expect_image=args.image, push=args.push, remote=args.remote
+    )
+    pushed = f", pushed to {args.remote}" if promotion.pushed else ""
+    print(f"branch {promotion.branch}: {promotion.previous} -> {promotion.image}{pushed}", file=sys.stderr)
+    print(f"# {promotion.title}\n\n{promotion.body}")
     return 0
 
 
@@ -88,6 +105,33 @@ def parser() -> argparse.ArgumentParser:
     setter.add_argument("--attempts", type=int, default=5, help="push attempts before giving up (default 5)")
     setter.set_defaults(run=_set_image)
 
+    differ = commands.add_parser(
+        "diff",
+        help="the rendered difference of one environment between two refs",
+        description="Render overlays/ENVIRONMENT at REF_A and REF_B with kustomize and print a unified diff.",
+    )
+    differ.add_argument("environment")
+    differ.add_argument("ref_a", nargs="?", default="main", help="default: main")
+    differ.add_argument("ref_b", nargs="?", default=WORK_TREE, help="default: the work tree")
+    differ.set_defaults(run=_diff)
+
+    promoter = commands.add_parser(
+        "promote",
+        help="prepare the pull request that moves SOURCE's image to TARGET",
+        description=(
+            "Copy the image SOURCE runs (at --ref) into TARGET's release file on a new branch "
+            "promote/TARGET-<digest>, with one commit, after checking the new render. Prints the pull request's "
+            "title and Markdown body. Only dev -> staging and staging -> prod."
+        ),
+    )
+    promoter.add_argument("source", help="dev or staging")
+    promoter.add_argument("target", help="staging or prod")
+    promoter.add_argument("--ref", default="HEAD", help="the revision to read SOURCE's image at (default HEAD)")
+    promoter.add_argument("--image", help="refuse unless SOURCE runs exactly this image")
+    promoter.add_argument("--push", action="store_true", help="push the branch")
+    promoter.add_argument("--remote", default="origin")
+    promoter.set_defaults(run=_promote)
+
     listing = commands.add_parser("entry-points", help="list the Kustomize entry points `check` renders")
     listing.set_defaults(run=_entry_points)
     return top
@@ -99,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.kubernetes_version = list(SUPPORTED_KUBERNETES)
     try:
         code: int = args.run(args)
-    except (RepositoryError, ImageError, GitError, RenderError) as exc:
+    except (RepositoryError, ImageError, GitError, RenderError, PromotionError) as exc:
         print(f"gitops: {exc}", file=sys.stderr)
         return 2
     return code

@@ -35,3 +35,19 @@ def is_clean(root: Path, path: Path | None = None) -> bool:
 
 def head(root: Path) -> str:
     return git(root, "rev-parse", "HEAD").stdout.strip()
+
+
+def git_bytes(root: Path, *args: str) -> bytes:
+    """A git command's raw output (an archive, say)."""
+    result = subprocess.run([_executable(), "-C", str(root), *args], capture_output=True, check=False)
+    if result.returncode != 0:
+        raise GitError(f"git {' '.join(args)}: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout
+
+
+def return_to(root: Path, branch: str, commit: str) -> None:
+    """Check out ``branch`` again, or ``commit`` detached when ``branch`` is "HEAD" (no branch was checked out)."""
+    if branch == "HEAD":
+        git(root, "switch", "--quiet", "--detach", commit)
+    else:
+        git(root, "switch", "--quiet", branch)

@@ -91,8 +91,9 @@ def _yaml() -> YAML:
     return yaml
 
 
-def read_image(path: Path) -> ImageRef:
-    data = _yaml().load(path.read_text())
+def read_image(path: Path, text: str | None = None) -> ImageRef:
+    """The image a release file pins (``text``: its content at some revision, instead of the file's own)."""
+    data = _yaml().load(path.read_text() if text is None else text)
     try:
         (entry,) = data["images"]
         tag = entry.get("newTag")

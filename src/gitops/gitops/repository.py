@@ -71,9 +71,25 @@ def entry_points(root: Path) -> list[Path]:
     )
 
 
+def _installation() -> Path | None:
+    """The repository this package is installed from (editable, as ./scripts/test installs it), if any: its tools
+    serve checks of other checkouts too, such as the temporary clones `gitops promote` is tested in."""
+    candidate = Path(__file__).resolve().parents[3]
+    return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def tool_roots(root: Path) -> list[Path]:
+    """Where to look for the repository's installed tools: the checked repository, then the installation."""
+    installation = _installation()
+    return [root] + ([installation] if installation is not None and installation != root.resolve() else [])
+
+
 def tool(name: str, root: Path) -> str:
-    """A command from this environment, or from the repository's scanner environment (.tools/scanners)."""
-    for candidate in (Path(sys.prefix) / "bin" / name, root / ".tools" / "scanners" / "bin" / name):
+    """A command from this environment, or from a repository's scanner environment (.tools/scanners)."""
+    candidates = [Path(sys.prefix) / "bin" / name] + [
+        r / ".tools" / "scanners" / "bin" / name for r in tool_roots(root)
+    ]
+    for candidate in candidates:
         if candidate.exists():
             return str(candidate)
     found = shutil.which(name)

@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 
 from gitops.findings import Finding, object_id
-from gitops.repository import RepositoryError
+from gitops.repository import RepositoryError, tool_roots
 
 # The Kubernetes minor versions the README says this repository supports; every object must validate against each.
 SUPPORTED_KUBERNETES = ("1.35", "1.36", "1.37")
@@ -41,9 +41,12 @@ def _kubernetes_errors(obj: dict[str, Any], versions: Sequence[str]) -> list[str
 
 
 def _custom_resource_results(objects: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    validator = root / "tools" / "crd-schemas" / "validate.mjs"
+    installed = [
+        r / "tools" / "crd-schemas" for r in tool_roots(root) if (r / "tools" / "crd-schemas" / "node_modules").is_dir()
+    ]
+    validator = (installed[0] if installed else root / "tools" / "crd-schemas") / "validate.mjs"
     node = shutil.which("node")
-    if node is None or not (validator.parent / "node_modules").is_dir():
+    if node is None or not installed:
         raise RepositoryError(
             "custom resources can't be validated: Node.js and tools/crd-schemas/node_modules are needed "
             "(./scripts/test installs them)"
