@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gitops.diff import render_at
 from gitrepos import IMAGE, clone, digest, git, gitops
 
 pytestmark = pytest.mark.process
@@ -183,3 +184,33 @@ def test_diff_against_the_work_tree(work: Path) -> None:
     unknown = gitops(work, "diff", "qa")
     assert unknown.returncode == 2
     assert "unknown environment 'qa'" in unknown.stderr
+
+
+def test_rollback_restores_the_previous_render_byte_for_byte(work: Path, tmp_path: Path) -> None:
+    _deploy_to_dev(work, IMAGE_1, _source_commit(work, "a.py", "Add the greeting"))
+    branch, _ = _promote(work, "dev", "staging", "--push")
+    _merge(work, branch)
+    _deploy_to_dev(work, IMAGE_2, _source_commit(work, "b.py", "Log the caller"))
+    rendered_before = render_at(work, "staging", "HEAD")
+    branch, _ = _promote(work, "dev", "staging", "--push")
+    _merge(work, branch)
+    assert render_at(work, "staging", "HEAD") != rendered_before
+
+    result = gitops(work, "rollback", "staging", "--push")
+    assert result.returncode == 0, result.stderr
+    rollback_branch = result.stderr.split()[1].rstrip(":")
+    assert rollback_branch.startswith("rollback/staging-")
+    assert git(work, "diff", "--name-only", f"origin/main...origin/{rollback_branch}").split() == [
+        "overlays/staging/release/kustomization.yaml"
+    ]
+    assert f"| after the rollback | `{IMAGE_1}` |" in result.stdout
+    _merge(work, rollback_branch)
+    assert render_at(work, "staging", "HEAD") == rendered_before, "the revert restores the previous render exactly"
+
+
+def test_rollback_refuses_when_there_is_nothing_to_roll_back(work: Path) -> None:
+    before = _state(work)
+    result = gitops(work, "rollback", "prod")
+    assert result.returncode == 2
+    assert "no promotion of prod to roll back" in result.stderr
+    _assert_untouched(work, before)

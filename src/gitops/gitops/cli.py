@@ -14,6 +14,7 @@ from gitops.images import ImageError
 from gitops.promote import PromotionError, promote
 from gitops.render import RenderError
 from gitops.repository import RepositoryError, entry_points, repo_root
+from gitops.rollback import rollback
 from gitops.schemas import SUPPORTED_KUBERNETES
 from gitops.set_image import set_image
 
@@ -59,6 +60,14 @@ def _promote(args: argparse.Namespace) -> int:
     pushed = f", pushed to {args.remote}" if promotion.pushed else ""
     print(f"branch {promotion.branch}: {promotion.previous} -> {promotion.image}{pushed}", file=sys.stderr)
     print(f"# {promotion.title}\n\n{promotion.body}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    result = rollback(repo_root(), args.environment, push=args.push, remote=args.remote)
+    pushed = f", pushed to {args.remote}" if result.pushed else ""
+    print(f"branch {result.branch}: {result.previous} -> {result.image}{pushed}", file=sys.stderr)
+    print(f"# {result.title}\n\n{result.body}")
     return 0
 
 
@@ -131,6 +140,19 @@ def parser() -> argparse.ArgumentParser:
     promoter.add_argument("--push", action="store_true", help="push the branch")
     promoter.add_argument("--remote", default="origin")
     promoter.set_defaults(run=_promote)
+
+    roller = commands.add_parser(
+        "rollback",
+        help="prepare the pull request that reverts an environment's last promotion",
+        description=(
+            "Revert the last promotion of ENVIRONMENT (for dev, the pipeline's last image change) with git revert "
+            "on a new branch rollback/ENVIRONMENT-<commit>, and print the pull request's title and body."
+        ),
+    )
+    roller.add_argument("environment")
+    roller.add_argument("--push", action="store_true", help="push the branch")
+    roller.add_argument("--remote", default="origin")
+    roller.set_defaults(run=_rollback)
 
     listing = commands.add_parser("entry-points", help="list the Kustomize entry points `check` renders")
     listing.set_defaults(run=_entry_points)
