@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gitops.check import report, run_check
 from gitops.diff import WORK_TREE, rendered_diff
-from gitops.git import GitError
+from gitops.git import GitError, git
+from gitops.github import GitHubError, open_pull_request, repository_from_url
 from gitops.images import ImageError
 from gitops.promote import PromotionError, promote
 from gitops.render import RenderError
@@ -54,12 +56,28 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    root = repo_root()
+    token = os.environ.get("GITHUB_TOKEN", "")
+    if args.open_pr and not token:
+        raise GitHubError("--open-pr needs GITHUB_TOKEN, a token that can open pull requests")
+    if args.open_pr:
+        repository = args.repository or repository_from_url(git(root, "remote", "get-url", args.remote).stdout.strip())
     promotion = promote(
-        repo_root(), args.source, args.target, ref=args.ref, expect_image=args.image, push=args.push, remote=args.remote
-    )
+        root, args.source, args.target, ref=args.ref, expect_image=args.image,
+        push=args.push or args.open_pr, remote=args.remote,
+    )  # fmt: skip
     pushed = f", pushed to {args.remote}" if promotion.pushed else ""
     print(f"branch {promotion.branch}: {promotion.previous} -> {promotion.image}{pushed}", file=sys.stderr)
     print(f"# {promotion.title}\n\n{promotion.body}")
+    if args.open_pr:
+        try:
+            pull = open_pull_request(repository, promotion.branch, args.base, promotion.title, promotion.body, token)
+        except GitHubError as exc:
+            raise GitHubError(
+                f"branch {promotion.branch} was pushed to {args.remote}, but the pull request was not opened: {exc}. "
+                "Run the same command again, or open it by hand."
+            ) from None
+        print(f"pull request #{pull.number} {'opened' if pull.created else 'updated'}: {pull.url}", file=sys.stderr)
     return 0
 
 
@@ -139,6 +157,14 @@ def parser() -> argparse.ArgumentParser:
     promoter.add_argument("--image", help="refuse unless SOURCE runs exactly this image")
     promoter.add_argument("--push", action="store_true", help="push the branch")
     promoter.add_argument("--remote", default="origin")
+    promoter.add_argument(
+        "--open-pr",
+        action="store_true",
+        help="push, then open the pull request through the GitHub REST API (GITHUB_TOKEN; GITHUB_API_URL "
+        "overrides https://api.github.com), or update it if one is open for the branch",
+    )
+    promoter.add_argument("--repository", help="owner/name on GitHub (default: from the remote's URL)")
+    promoter.add_argument("--base", default="main", help="the pull request's base branch (default main)")
     promoter.set_defaults(run=_promote)
 
     roller = commands.add_parser(
@@ -165,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.kubernetes_version = list(SUPPORTED_KUBERNETES)
     try:
         code: int = args.run(args)
-    except (RepositoryError, ImageError, GitError, RenderError, PromotionError) as exc:
+    except (RepositoryError, ImageError, GitError, RenderError, PromotionError, GitHubError) as exc:
         print(f"gitops: {exc}", file=sys.stderr)
         return 2
     return code

@@ -130,7 +130,9 @@ def promote(root: Path, source: str, target: str, *, ref: str = "HEAD", expect_i
         body = _body(root, rendered_diff(root, target, base, branch), source, target, previous, image, check)
         commit = head(root)
         if push:
-            git(root, "push", "--quiet", remote, f"refs/heads/{branch}")
+            # Promotion branches belong to this tool: a re-run (say a repeated notification, in a fresh clone)
+            # replaces the branch, and --open-pr then updates its pull request instead of opening another.
+            git(root, "push", "--quiet", "--force", remote, f"refs/heads/{branch}")
     except (PromotionError, GitError, ImageError):
         git(root, "reset", "--quiet", "--hard", start_commit)
         return_to(root, start, start_commit)
