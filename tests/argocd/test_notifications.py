@@ -152,4 +152,4 @@ def test_secrets_are_referenced_never_written(notifications: dict[str, Any]) -> 
         for value in re.findall(rf'"{field}": "([^"]*)"', text):
             assert value.startswith("$"), f"{field} must reference argocd-notifications-secret"
     assert "token $github-token" in text
-    assert "Bearer $promotion-webhook-token" in text
+    assert services["service.webhook.promotion"]["url"].startswith("http://el-promotion.ci-cd.svc"), "in-cluster only"

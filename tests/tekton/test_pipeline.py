@@ -51,9 +51,12 @@ def test_tekton_lint_catches_what_it_should(tmp_path: Path) -> None:
     assert {"no-undefined-param", "no-missing-resource"} <= rules
 
 
-def test_every_trigger_names_bindings_and_templates_that_exist(objects: dict[tuple[str, str], Any]) -> None:
+@pytest.mark.parametrize("listener_name", ["github", "promotion"])
+def test_every_trigger_names_bindings_and_templates_that_exist(
+    objects: dict[tuple[str, str], Any], listener_name: str
+) -> None:
     # tekton-lint does not notice an EventListener naming a missing TriggerBinding.
-    listener = objects[("EventListener", "github")]["spec"]
+    listener = objects[("EventListener", listener_name)]["spec"]
     assert ("ServiceAccount", listener["serviceAccountName"]) in objects
     for trigger in listener["triggers"]:
         bindings = [objects[("TriggerBinding", b["ref"])] for b in trigger["bindings"]]
@@ -122,13 +125,18 @@ def test_chains_signs_and_attests(objects: dict[tuple[str, str], Any]) -> None:
     assert data["transparency.enabled"] == "true"
 
 
-def _filter(objects: dict[tuple[str, str], Any], trigger: str) -> Any:
-    listener = objects[("EventListener", "github")]["spec"]
-    (spec,) = [t for t in listener["triggers"] if t["name"] == trigger]
-    (cel,) = [i for i in spec["interceptors"] if i["ref"]["name"] == "cel"]
-    expression = next(p["value"] for p in cel["params"] if p["name"] == "filter")
+def _cel(objects: dict[tuple[str, str], Any], trigger: str, param: str = "filter", listener: str = "github") -> Any:
+    spec = objects[("EventListener", listener)]["spec"]
+    (trigger_spec,) = [t for t in spec["triggers"] if t["name"] == trigger]
+    (cel,) = [i for i in trigger_spec["interceptors"] if i["ref"]["name"] == "cel"]
+    value = next(p["value"] for p in cel["params"] if p["name"] == param)
+    expression = value if param == "filter" else value[0]["expression"]
     environment = celpy.Environment()
     return environment.program(environment.compile(expression))
+
+
+def _filter(objects: dict[tuple[str, str], Any], trigger: str) -> Any:
+    return _cel(objects, trigger)
 
 
 def _push(
@@ -181,3 +189,46 @@ def test_push_filter(objects: dict[tuple[str, str], Any], case: str, body: dict[
 def test_pull_request_filter(objects: dict[tuple[str, str], Any], action: str, base: str, runs: bool) -> None:
     body = {"action": action, "pull_request": {"base": {"ref": base}, "head": {"sha": "b" * 40}}}
     assert _filter(objects, "pull-request").evaluate({"body": celpy.json_to_cel(body)}) == runs
+
+
+def _deployed(environment: str, application: str | None = None, revision: str = "c" * 40) -> dict[str, Any]:
+    return {
+        "application": application or f"microservice-demo-{environment}",
+        "environment": environment,
+        "revision": revision,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        (_deployed("dev"), "staging"),
+        (_deployed("staging"), "prod"),
+        (_deployed("prod"), None),
+        (_deployed("qa"), None),
+        (_deployed("dev", application="microservice-demo-prod"), None),
+        (_deployed("dev", revision="main"), None),
+    ],
+)
+def test_promotion_trigger(objects: dict[tuple[str, str], Any], body: dict[str, Any], target: str | None) -> None:
+    """Argo CD's on-deployed webhook for dev promotes to staging, for staging to prod; nothing else starts one."""
+    runs = _cel(objects, "deployed", listener="promotion").evaluate({"body": celpy.json_to_cel(body)})
+    assert runs == (target is not None)
+    if target is not None:
+        chosen = _cel(objects, "deployed", "overlays", listener="promotion").evaluate({"body": celpy.json_to_cel(body)})
+        assert chosen == target
+
+
+def test_only_argocd_notifications_may_call_the_promotion_listener(objects: dict[tuple[str, str], Any]) -> None:
+    policy = objects[("NetworkPolicy", "promotion-eventlistener")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"eventlistener": "promotion"}
+    (rule,) = policy["ingress"]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "argocd"}
+    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "argocd-notifications-controller"}
+    step = objects[("Task", "promote")]["spec"]["steps"][0]
+    assert "./scripts/gitops promote" in step["script"]
+    assert "--open-pr" in step["script"]
+    assert {"name": "GITHUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": "github-pr-token", "key": "token"}}} in step[
+        "env"
+    ]
