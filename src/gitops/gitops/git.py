@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -51,3 +53,27 @@ def return_to(root: Path, branch: str, commit: str) -> None:
         git(root, "switch", "--quiet", "--detach", commit)
     else:
         git(root, "switch", "--quiet", branch)
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    return git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+
+
+@contextmanager
+def on_new_branch(root: Path, branch: str) -> Iterator[str]:
+    """Create ``branch`` at HEAD and work on it; afterwards check out again what was checked out before.
+
+    Yields that starting point (a branch name, or a commit when HEAD was detached). If the block raises, the branch
+    and everything done on it are removed, so a refusal leaves the repository exactly as it was.
+    """
+    start = git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    start_commit = head(root)
+    git(root, "switch", "--quiet", "--create", branch)
+    try:
+        yield start if start != "HEAD" else start_commit
+    except BaseException:
+        git(root, "reset", "--quiet", "--hard", start_commit)
+        return_to(root, start, start_commit)
+        git(root, "branch", "--quiet", "--delete", "--force", branch)
+        raise
+    return_to(root, start, start_commit)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from gitops.check import run_check
 from gitops.diff import rendered_diff
-from gitops.git import GitError, git, head, is_clean, return_to
-from gitops.images import ImageError, ImageRef, read_image, release_file, write_image
+from gitops.git import branch_exists, git, head, is_clean, on_new_branch
+from gitops.images import ImageRef, read_image, release_file, write_image
 
 STEPS = {("dev", "staging"), ("staging", "prod")}
 MAX_DIFF_LINES = 400
@@ -105,12 +105,9 @@ def promote(root: Path, source: str, target: str, *, ref: str = "HEAD", expect_i
         raise PromotionError(f"already promoted: {target} runs {image}")
 
     branch = f"promote/{target}-{image.digest.removeprefix('sha256:')[:12]}"
-    if git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0:
+    if branch_exists(root, branch):
         raise PromotionError(f"branch {branch} already exists: that promotion was prepared before")
-    start = git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
-    start_commit = head(root)
-    git(root, "switch", "--quiet", "--create", branch)
-    try:
+    with on_new_branch(root, branch) as base:
         write_image(target_file, image)
         result = run_check(root, [root / "overlays" / target])
         if not result.ok:
@@ -126,18 +123,11 @@ def promote(root: Path, source: str, target: str, *, ref: str = "HEAD", expect_i
             f"Image: {image}\nPromoted-From: {source} @ {git(root, 'rev-parse', ref).stdout.strip()}\n"
         )
         git(root, "commit", "--quiet", "--message", message)
-        base = start if start != "HEAD" else start_commit
         body = _body(root, rendered_diff(root, target, base, branch), source, target, previous, image, check)
         commit = head(root)
         if push:
             # Promotion branches belong to this tool: a re-run (say a repeated notification, in a fresh clone)
             # replaces the branch, and --open-pr then updates its pull request instead of opening another.
             git(root, "push", "--quiet", "--force", remote, f"refs/heads/{branch}")
-    except (PromotionError, GitError, ImageError):
-        git(root, "reset", "--quiet", "--hard", start_commit)
-        return_to(root, start, start_commit)
-        git(root, "branch", "--quiet", "--delete", "--force", branch)
-        raise
-    return_to(root, start, start_commit)
     title = f"Promote {image.short} to {target}"
     return Promotion(source, target, previous, image, branch, commit, title, body, pushed=push)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.diff import rendered_diff
-from gitops.git import GitError, git, head, is_clean, return_to
+from gitops.git import branch_exists, git, head, is_clean, on_new_branch
 from gitops.images import ImageRef, read_image, release_file
 from gitops.promote import PromotionError
 
@@ -45,29 +45,19 @@ def rollback(root: Path, environment: str, *, push: bool = False, remote: str = 
         raise PromotionError("the work tree has uncommitted changes: commit or stash them before rolling back")
     sha, subject = _last_change(root, environment)
     branch = f"rollback/{environment}-{sha[:12]}"
-    if git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0:
+    if branch_exists(root, branch):
         raise PromotionError(f"branch {branch} already exists: that rollback was prepared before")
     previous = read_image(target_file)
-    start = git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
-    start_commit = head(root)
-    git(root, "switch", "--quiet", "--create", branch)
-    try:
+    with on_new_branch(root, branch) as base:
         reverted = git(root, "revert", "--no-edit", sha, check=False)
         if reverted.returncode != 0:
             git(root, "revert", "--abort", check=False)
             raise PromotionError(f"{sha[:12]} ({subject}) does not revert cleanly: {reverted.stderr.strip()}")
         image = read_image(target_file)
-        base = start if start != "HEAD" else start_commit
         diff = rendered_diff(root, environment, base, branch)
         commit = head(root)
         if push:
-            git(root, "push", "--quiet", remote, f"refs/heads/{branch}")
-    except (PromotionError, GitError):
-        git(root, "reset", "--quiet", "--hard", start_commit)
-        return_to(root, start, start_commit)
-        git(root, "branch", "--quiet", "--delete", "--force", branch)
-        raise
-    return_to(root, start, start_commit)
+            git(root, "push", "--quiet", "--force", remote, f"refs/heads/{branch}")
     title = f"Roll back {environment} to {image.short}"
     body = (
         f"Reverts {sha[:12]} ({subject}). This pull request changes only "
