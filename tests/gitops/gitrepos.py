@@ -29,9 +29,16 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=True).stdout
 
 
-def gitops(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def gitops(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the gitops command as the pipeline would (``env`` adds variables to the git identity)."""
     return subprocess.run(
-        [GITOPS, *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, timeout=300, check=False
+        [GITOPS, *args],
+        cwd=cwd,
+        env={**GIT_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

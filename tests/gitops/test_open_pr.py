@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from gitops.github import repository_from_url
-from gitrepos import GIT_ENV, GITOPS, IMAGE, clone, digest, git, gitops
+from gitrepos import IMAGE, clone, digest, git, gitops
 
 pytestmark = pytest.mark.process
 
@@ -74,10 +74,9 @@ def work(remote: Path, tmp_path: Path) -> Path:
 
 
 def _promote(work: Path, api: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
-    env = {**GIT_ENV, "GITHUB_API_URL": api, "GITHUB_TOKEN": token}
-    return subprocess.run(
-        [GITOPS, "promote", "dev", "staging", "--open-pr", "--repository", REPOSITORY],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+    return gitops(
+        work, "promote", "dev", "staging", "--open-pr", "--repository", REPOSITORY,
+        env={"GITHUB_API_URL": api, "GITHUB_TOKEN": token},
     )  # fmt: skip
 
 

@@ -15,14 +15,10 @@ pytestmark = pytest.mark.process
 SOURCE = "0123456789abcdef0123456789abcdef01234567"
 
 
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return gitops(cwd, *args)
-
-
 def test_changes_exactly_the_release_file_and_still_renders(remote: Path, tmp_path: Path) -> None:
     work = clone(remote, tmp_path / "work")
     image = f"{IMAGE}:1.2.3@{digest(10)}"
-    result = run(work, "set-image", "dev", image, "--push", "--source-commit", SOURCE)
+    result = gitops(work, "set-image", "dev", image, "--push", "--source-commit", SOURCE)
     assert result.returncode == 0, result.stderr
     assert "pushed (attempt 1)" in result.stdout
     check = clone(remote, tmp_path / "check")
@@ -42,9 +38,9 @@ def test_changes_exactly_the_release_file_and_still_renders(remote: Path, tmp_pa
 def test_the_same_image_again_commits_nothing(remote: Path, tmp_path: Path) -> None:
     work = clone(remote, tmp_path / "work")
     image = f"{IMAGE}@{digest(11)}"
-    assert run(work, "set-image", "dev", image, "--push").returncode == 0
+    assert gitops(work, "set-image", "dev", image, "--push").returncode == 0
     before = git(work, "rev-parse", "HEAD")
-    again = run(work, "set-image", "dev", image, "--push")
+    again = gitops(work, "set-image", "dev", image, "--push")
     assert again.returncode == 0
     assert again.stdout.strip() == f"overlays/dev already runs {image}: nothing to commit"
     assert git(work, "ls-remote", str(remote), "main").split()[0] == before.strip()
@@ -52,7 +48,7 @@ def test_the_same_image_again_commits_nothing(remote: Path, tmp_path: Path) -> N
 
 def test_without_push_it_commits_locally_only(remote: Path, tmp_path: Path) -> None:
     work = clone(remote, tmp_path / "work")
-    result = run(work, "set-image", "staging", f"{IMAGE}:2.0.0@{digest(12)}")
+    result = gitops(work, "set-image", "staging", f"{IMAGE}:2.0.0@{digest(12)}")
     assert result.returncode == 0, result.stderr
     assert "pushed" not in result.stdout
     assert git(work, "rev-parse", "HEAD") != git(work, "rev-parse", "origin/main")
@@ -112,7 +108,7 @@ def test_refusals_say_which_and_why_and_change_nothing(
 ) -> None:
     work = clone(remote, tmp_path / "work")
     before = git(work, "rev-parse", "HEAD")
-    result = run(work, "set-image", environment, image, "--push")
+    result = gitops(work, "set-image", environment, image, "--push")
     assert result.returncode == 2
     assert says in result.stderr
     assert git(work, "rev-parse", "HEAD") == before
@@ -123,7 +119,7 @@ def test_a_modified_release_file_is_not_overwritten(remote: Path, tmp_path: Path
     work = clone(remote, tmp_path / "work")
     release = work / "overlays" / "dev" / "release" / "kustomization.yaml"
     release.write_text(release.read_text() + "# a local edit\n")
-    result = run(work, "set-image", "dev", f"{IMAGE}@{digest(4)}")
+    result = gitops(work, "set-image", "dev", f"{IMAGE}@{digest(4)}")
     assert result.returncode == 2
     assert "overlays/dev/release/kustomization.yaml has uncommitted changes" in result.stderr
     assert release.read_text().endswith("# a local edit\n")
@@ -136,7 +132,7 @@ def test_an_overlay_that_no_longer_renders_is_left_unchanged(remote: Path, tmp_p
     git(work, "commit", "--quiet", "-am", "break dev")
     release = work / "overlays" / "dev" / "release" / "kustomization.yaml"
     before = release.read_text()
-    result = run(work, "set-image", "dev", f"{IMAGE}@{digest(5)}")
+    result = gitops(work, "set-image", "dev", f"{IMAGE}@{digest(5)}")
     assert result.returncode == 2
     assert "overlays/dev no longer renders" in result.stderr
     assert "missing-component" in result.stderr

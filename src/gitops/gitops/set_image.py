@@ -42,8 +42,9 @@ def commit_message(environment: str, image: ImageRef, source_commit: str | None)
     return "\n".join(lines) + "\n"
 
 
-def _apply(root: Path, environment: str, image: ImageRef, source_commit: str | None) -> tuple[ImageRef, str | None]:
-    path = release_file(root, environment)
+def _apply(
+    root: Path, path: Path, environment: str, image: ImageRef, source_commit: str | None
+) -> tuple[ImageRef, str | None]:
     previous = read_image(path)
     original = path.read_text()
     if not write_image(path, image):
@@ -78,13 +79,13 @@ def set_image(
         raise GitError(f"{path.relative_to(root)} has uncommitted changes: commit or discard them first")
 
     if not push:
-        previous, commit = _apply(root, environment, image, source_commit)
+        previous, commit = _apply(root, path, environment, image, source_commit)
         return SetImageResult(environment, previous, image, commit, attempts=0)
 
     for attempt in range(1, attempts + 1):
         git(root, "fetch", "--quiet", remote, branch)
         git(root, "reset", "--quiet", "--hard", f"{remote}/{branch}")
-        previous, commit = _apply(root, environment, image, source_commit)
+        previous, commit = _apply(root, path, environment, image, source_commit)
         if commit is None:
             return SetImageResult(environment, previous, image, None, attempt)
         pushed = git(root, "push", "--quiet", remote, f"HEAD:refs/heads/{branch}", check=False)
