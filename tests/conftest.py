@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +38,87 @@ def _free_port() -> int:
 def free_port() -> Callable[[], int]:
     """A loopback port nothing listens on right now (bound, read and released)."""
     return _free_port
+
+
+class Server:
+    """The service as a real process: the launcher running Granian on a loopback port, its output in a log file."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("logger") == "access"]
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if self.get("/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready after {timeout} s:\n{self.log.read_text()}")
+
+
+@contextmanager
+def _service_starter(folder: Path, free_port: Callable[[], int]) -> Iterator[Callable[..., Any]]:
+    """``with start(env, argv) as server:`` starts the service in ``folder``; every one started is stopped after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    @contextmanager
+    def start(env: dict[str, str] | None = None, argv: list[str] | None = None) -> Iterator[Server]:
+        port = free_port()
+        log = folder / f"service-{port}.log"
+        # Only the settings given here: none of the developer's own APP_* or OTEL_* variables.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "OTEL_"))}
+        settings = {"APP_PORT": str(port), "APP_LOG_FORMAT": "json", **(env or {})}
+        command = argv or [sys.executable, "-m", "microservice_demo"]
+        process = subprocess.Popen(
+            [*command[:1], *(a.replace("{port}", str(port)) for a in command[1:])],
+            cwd=REPO_ROOT,
+            env={**inherited, **settings},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        server = Server(process, port, log)
+        server.wait_ready()
+        yield server
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()  # Granian stops its worker on SIGTERM; SIGKILL would orphan it
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[Callable[..., Any]]:
+    with _service_starter(tmp_path, free_port) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def start_module_service(
+    tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[Callable[..., Any]]:
+    """start_service for a fixture that serves a whole module."""
+    with _service_starter(tmp_path_factory.mktemp("service"), free_port) as start:
+        yield start

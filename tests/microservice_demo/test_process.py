@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,72 +23,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_FACTORY = "microservice_demo.app:create_app"
 TOKEN = "process-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10, **kwargs)
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
-
-    def access_lines(self) -> list[dict[str, Any]]:
-        return [line for line in self.lines() if line.get("logger") == "access"]
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if self.get("/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"not ready after {timeout} s:\n{self.log.read_text()}")
-
-
-def _command(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv,
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-@pytest.fixture
-def start_service(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[Callable[..., Any]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    @contextmanager
-    def start(env: dict[str, str] | None = None, argv: list[str] | None = None) -> Iterator[Server]:
-        port = free_port()
-        log = tmp_path / f"service-{port}.log"
-        settings = {"APP_PORT": str(port), "APP_LOG_FORMAT": "json", **(env or {})}
-        command = argv or [sys.executable, "-m", "microservice_demo"]
-        process = _command([*command[:1], *(a.replace("{port}", str(port)) for a in command[1:])], settings, log)
-        started.append(process)
-        server = Server(process, port, log)
-        server.wait_ready()
-        yield server
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()  # Granian stops its worker on SIGTERM; SIGKILL would orphan it
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
 
 
 def test_health_and_readiness_once_started(start_service: Callable[..., Any]) -> None:
