@@ -203,16 +203,18 @@ def test_each_route_attaches_to_its_environments_listener(overlays: dict[str, An
     assert backend["port"] in {port["port"] for port in service["spec"]["ports"]}
 
 
-def test_only_service_namespaces_may_attach_https_routes(networking: Any) -> None:
+def test_each_https_listener_admits_routes_from_one_named_namespace(networking: Any) -> None:
+    """The service's environments and Grafana (observability); no listener admits routes from every namespace."""
     gateway = networking.one("Gateway")
+    admitted = []
     for listener in gateway["spec"]["listeners"]:
         namespaces = listener["allowedRoutes"]["namespaces"]
         if listener["protocol"] == "HTTPS":
             assert namespaces["from"] == "Selector"
-            name = namespaces["selector"]["matchLabels"]["kubernetes.io/metadata.name"]
-            assert name in {f"microservice-demo-{env}" for env in ENVIRONMENTS}
+            admitted.append(namespaces["selector"]["matchLabels"]["kubernetes.io/metadata.name"])
         else:
             assert namespaces["from"] == "Same"
+    assert sorted(admitted) == sorted([*(f"microservice-demo-{env}" for env in ENVIRONMENTS), "observability"])
     assert (
         gateway["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
         == networking.one("ClusterIssuer")["metadata"]["name"]

@@ -1,0 +1,325 @@
+"""End to end on loopback, all real processes: the service on Granian; Prometheus (Debian's) scraping it every
+second with the rules extracted from the PrometheusRules; Alertmanager (Debian's) with the repository's routing,
+its Slack URL pointed at a local HTTP sink. Errors injected through the service's fault-injection API must page;
+healing must resolve the symptom alert and deliver its resolved notice.
+
+Only the timings of the routing are shortened (group_wait, group_interval, repeat_interval: seconds instead of
+minutes), the secrets are files in a temporary folder, and the SMTP relay is a closed port: the routes, receivers,
+templates and inhibitions are the repository's."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import yaml
+from conftest import Stack, require_tool
+from promql_selectors import expand, selectors
+from test_metric_names import PLATFORM_METRICS
+
+pytestmark = pytest.mark.process
+
+TOKEN = "end-to-end-test-token-0123456789"
+NAMESPACE = "microservice-demo-prod"
+SECRETS = "/etc/alertmanager/secrets/alertmanager-notifications/"
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """Stands in for Slack's incoming webhook: keeps every JSON body posted to it."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@dataclass
+class Traffic:
+    """Steady GET /api/v1/hello from background threads; more threads, more requests."""
+
+    url: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def add(self, count: int, pause: float) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._run, args=(pause,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _run(self, pause: float) -> None:
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while not self.stop.is_set():
+                with contextlib.suppress(httpx.TransportError):
+                    client.get("/api/v1/hello")
+                time.sleep(pause)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+@dataclass
+class Loop:
+    service: Any
+    prometheus: httpx.Client
+    traffic: Traffic
+    sink: list[dict[str, Any]]
+    logs: dict[str, Path]
+
+    def query(self, expression: str) -> list[dict[str, Any]]:
+        response = self.prometheus.get("/api/v1/query", params={"query": expression})
+        assert response.status_code == 200, f"{expression}: {response.text}"
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def alerts(self, name: str, state: str) -> list[dict[str, str]]:
+        found = self.prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
+        return [a["labels"] for a in found if a["labels"]["alertname"] == name and a["state"] == state]
+
+    def notices(self, channel: str, title: str) -> list[dict[str, Any]]:
+        return [
+            attachment
+            for message in list(self.sink)
+            if message.get("channel") == channel
+            for attachment in message.get("attachments", [])
+            if attachment.get("title") == title
+        ]
+
+    def wait(self, what: str, condition: Callable[[], Any], timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = condition()
+            if result:
+                return result
+            time.sleep(1)
+        details = "\n".join(f"--- {name}\n{path.read_text()[-3000:]}" for name, path in self.logs.items())
+        raise AssertionError(f"{what}: not within {timeout} s\nsink: {self.sink}\n{details}")
+
+
+def _wait_ready(url: str, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready:\n{log.read_text()}")
+
+
+def _alertmanager_config(stack: Stack, folder: Path, sink_url: str, closed_port: int) -> Path:
+    (folder / "slack-webhook-url").write_text(sink_url)
+    (folder / "smtp-password").write_text("not-a-real-password")
+    text = stack.alertmanager_config().replace(SECRETS, f"{folder}/")
+    config = yaml.safe_load(text)
+    config["global"]["smtp_smarthost"] = f"127.0.0.1:{closed_port}"
+
+    def shorten(route: dict[str, Any]) -> None:
+        for timing in ("group_wait", "group_interval", "repeat_interval"):
+            if timing in route:
+                route[timing] = "1s" if timing != "repeat_interval" else "1h"
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(config["route"])
+    path = folder / "alertmanager.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _prometheus_config(folder: Path, rule_files: dict[str, Path], service_port: int, alertmanager_port: int) -> Path:
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(path) for path in rule_files.values()],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
+        "scrape_configs": [
+            {
+                # What the ServiceMonitor gives in the cluster: job = the Service's name, plus target labels.
+                "job_name": "microservice-demo",
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{service_port}"],
+                        "labels": {
+                            "namespace": NAMESPACE,
+                            "pod": "microservice-demo-0",
+                            "service": "microservice-demo",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    path = folder / "prometheus.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def loop(
+    stack: Stack,
+    rule_files: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    free_port: Callable[[], int],
+    start_module_service: Callable[..., Any],
+) -> Iterator[Loop]:
+    prometheus_binary = require_tool("prometheus")
+    alertmanager_binary = require_tool("prometheus-alertmanager")
+    folder = tmp_path_factory.mktemp("end-to-end")
+    processes: list[subprocess.Popen[bytes]] = []
+    _Sink.received = []
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    env = {"APP_ADMIN_TOKEN": TOKEN, "APP_FAULT_INJECTION": "true"}
+    traffic: Traffic | None = None
+    try:
+        with start_module_service(env) as service:
+            am_port, prom_port = free_port(), free_port()
+            logs = {"alertmanager": folder / "alertmanager.log", "prometheus": folder / "prometheus.log"}
+            am_config = _alertmanager_config(stack, folder, f"http://127.0.0.1:{sink.server_port}/slack", free_port())
+            processes.append(
+                subprocess.Popen(
+                    [
+                        alertmanager_binary,
+                        f"--config.file={am_config}",
+                        f"--storage.path={folder / 'alertmanager'}",
+                        f"--web.listen-address=127.0.0.1:{am_port}",
+                        "--cluster.listen-address=",
+                    ],
+                    stdout=logs["alertmanager"].open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            prom_config = _prometheus_config(folder, rule_files, int(service.url.rsplit(":", 1)[1]), am_port)
+            processes.append(
+                subprocess.Popen(
+                    [
+                        prometheus_binary,
+                        f"--config.file={prom_config}",
+                        f"--storage.tsdb.path={folder / 'prometheus'}",
+                        f"--web.listen-address=127.0.0.1:{prom_port}",
+                    ],
+                    stdout=logs["prometheus"].open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            _wait_ready(f"http://127.0.0.1:{am_port}/-/ready", logs["alertmanager"])
+            _wait_ready(f"http://127.0.0.1:{prom_port}/-/ready", logs["prometheus"])
+            traffic = Traffic(service.url)
+            traffic.add(2, 0.05)  # about 40 requests a second
+            with httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=10) as prometheus:
+                loop = Loop(service, prometheus, traffic, _Sink.received, {**logs, "service": service.log})
+                loop.wait("the service is scraped", lambda: loop.query('up{job="microservice-demo"} == 1'), 30)
+                yield loop
+    finally:
+        if traffic is not None:
+            traffic.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        sink.shutdown()
+
+
+def test_every_dashboard_query_runs_on_prometheus_and_the_services_have_data(loop: Loop, stack: Stack) -> None:
+    """Each Prometheus query of the dashboard, variables filled in, runs on the real Prometheus; those that read
+    only the service's own series or the per-second SLI records return data once traffic has flowed."""
+    recorded_slowly = {
+        rule["record"]
+        for groups in stack.prometheus_rules().values()
+        for group in groups
+        if group.get("interval")  # evaluated every few minutes: not yet in the first seconds
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    queries = [
+        target["expr"]
+        for panel in stack.dashboard()["panels"]
+        for target in panel.get("targets", [])
+        if target["datasource"]["type"] == "prometheus"
+    ]
+    loop.wait("SLI records", lambda: loop.query("namespace:microservice_demo_api_errors:ratio_rate5m"), 30)
+    time.sleep(5)  # a few scrapes, so rate() over them has two samples and more
+    for query in queries:
+        result = loop.query(expand(query).replace("[1m]", "[30s]"))
+        metrics = {s.metric for s in selectors(query)}
+        if not metrics & (set(PLATFORM_METRICS) - {"up"} | recorded_slowly):
+            assert result, f"no data for {query}"
+
+
+@pytest.mark.timeout(480)  # the symptom alert waits 2 minutes by design; the rest takes about one more
+def test_injected_errors_page_and_healing_resolves_the_symptom_alert(loop: Loop) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    injected = httpx.post(
+        loop.service.url + "/admin/chaos", json={"error_rate": 0.1, "duration_seconds": 300}, headers=auth
+    )
+    assert injected.status_code == 200, injected.text
+
+    # 10 % of API requests fail: far above 14.4 x the 0.1 % budget on both windows, so the page fires at once.
+    (page,) = loop.wait(
+        "the availability page fires in Prometheus",
+        lambda: [
+            a for a in loop.alerts("MicroserviceDemoAvailabilityBudgetBurn", "firing") if a["severity"] == "critical"
+        ],
+        90,
+    )
+    assert page == {
+        "alertname": "MicroserviceDemoAvailabilityBudgetBurn",
+        "namespace": NAMESPACE,
+        "severity": "critical",
+        "slo": "availability",
+    }
+    (notice, *_) = loop.wait(
+        "the page reaches the page channel",
+        lambda: loop.notices(
+            "#microservice-demo-page",
+            f"[FIRING] MicroserviceDemoAvailabilityBudgetBurn in {NAMESPACE} (severity=critical)",
+        ),
+        60,
+    )
+    assert "docs/runbooks/availability-budget-burn.md" in notice["text"]
+    assert f"In {NAMESPACE}, the 5xx ratio of API requests is" in notice["text"]
+
+    # The symptom alert waits 2 minutes (`for: 2m`) before it fires; a warning goes to the ticket channel.
+    loop.wait(
+        "the high-error-rate alert fires",
+        lambda: loop.notices(
+            "#microservice-demo-tickets", f"[FIRING] MicroserviceDemoHighErrorRate in {NAMESPACE} (severity=warning)"
+        ),
+        200,
+    )
+
+    healed = httpx.delete(loop.service.url + "/admin/chaos", headers=auth)
+    assert healed.status_code == 200
+    assert healed.json()["error_rate"] == 0.0
+    loop.traffic.add(4, 0.02)  # more successful requests dilute the errors still in the 2-minute window sooner
+    loop.wait(
+        "the high-error-rate alert resolves and its resolved notice arrives",
+        lambda: loop.notices(
+            "#microservice-demo-tickets", f"[RESOLVED] MicroserviceDemoHighErrorRate in {NAMESPACE} (severity=warning)"
+        ),
+        150,
+    )
+    assert not loop.alerts("MicroserviceDemoHighErrorRate", "firing")
