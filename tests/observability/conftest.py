@@ -20,6 +20,20 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests import their PromQL 
 ROOT = repo_root(Path(__file__))
 BASE = ROOT / "base" / "observability"
 RULE_TESTS = Path(__file__).parent / "rules"
+# Series that do not come from the service, so no scrape here can show them; each is named by the component of
+# kube-prometheus-stack that exports it.
+PLATFORM_METRICS = {
+    "up": "Prometheus itself, one series per scrape target",
+    "kube_deployment_spec_replicas": "kube-state-metrics (deployment metrics)",
+    "kube_pod_container_resource_limits": "kube-state-metrics (pod metrics)",
+    "kube_pod_container_status_restarts_total": "kube-state-metrics (pod metrics)",
+    "kube_pod_container_status_waiting_reason": "kube-state-metrics (pod metrics)",
+    "kube_pod_container_status_last_terminated_reason": "kube-state-metrics (pod metrics)",
+    "container_memory_working_set_bytes": "the kubelet's cAdvisor",
+    "container_cpu_usage_seconds_total": "the kubelet's cAdvisor",
+    "container_cpu_cfs_periods_total": "the kubelet's cAdvisor",
+    "container_cpu_cfs_throttled_periods_total": "the kubelet's cAdvisor",
+}
 
 
 def require_tool(name: str) -> str:

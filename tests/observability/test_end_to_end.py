@@ -23,9 +23,8 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import yaml
-from conftest import Stack, require_tool
+from conftest import PLATFORM_METRICS, Stack, require_tool
 from promql_selectors import expand, selectors
-from test_metric_names import PLATFORM_METRICS
 
 pytestmark = pytest.mark.process
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Stack
+from conftest import PLATFORM_METRICS, Stack
 from prometheus_client.parser import text_string_to_metric_families
 from promql_selectors import Selector, selectors
 
@@ -18,20 +18,6 @@ TOKEN = "metric-names-test-token-0123456789"
 # Labels Prometheus adds to every series it scrapes through the ServiceMonitor (target labels), beside the
 # service's own.
 TARGET_LABELS = {"job", "namespace", "pod", "instance", "service", "container", "endpoint"}
-# Series that do not come from the service, so no scrape here can show them; each is named by the component of
-# kube-prometheus-stack that exports it.
-PLATFORM_METRICS = {
-    "up": "Prometheus itself, one series per scrape target",
-    "kube_deployment_spec_replicas": "kube-state-metrics (deployment metrics)",
-    "kube_pod_container_resource_limits": "kube-state-metrics (pod metrics)",
-    "kube_pod_container_status_restarts_total": "kube-state-metrics (pod metrics)",
-    "kube_pod_container_status_waiting_reason": "kube-state-metrics (pod metrics)",
-    "kube_pod_container_status_last_terminated_reason": "kube-state-metrics (pod metrics)",
-    "container_memory_working_set_bytes": "the kubelet's cAdvisor",
-    "container_cpu_usage_seconds_total": "the kubelet's cAdvisor",
-    "container_cpu_cfs_periods_total": "the kubelet's cAdvisor",
-    "container_cpu_cfs_throttled_periods_total": "the kubelet's cAdvisor",
-}
 
 
 @pytest.fixture
