@@ -15,6 +15,7 @@ from gitops.repository import repo_root
 ROOT = repo_root(Path(__file__))
 EXPECTED_CHILDREN = {
     "argocd-config",
+    "platform-policies",
     "platform-security",
     "platform-networking",
     "platform-autoscaling",

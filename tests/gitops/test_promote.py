@@ -66,6 +66,7 @@ def test_the_whole_path_from_dev_to_prod(work: Path) -> None:
     assert pull_request.startswith(f"# Promote microservice-demo@{digest(2)[:19]} to staging")
     assert f"| before | `{IMAGE_1}` |" in pull_request
     assert f"| after | `{IMAGE_2}` |" in pull_request
+    assert "- `gitops policy-check overlays/staging`: ok (12 admission policies" in pull_request
     commits = pull_request.split("### Source commits this image brings")[1].split("###")[0]
     assert f"{second[:7]} Fix the greeting's punctuation" in commits
     assert f"{third[:7]} Log the caller" in commits
@@ -160,6 +161,26 @@ def test_a_target_that_fails_its_checks(work: Path) -> None:
     assert result.returncode == 2
     assert "overlays/staging fails the manifest check" in result.stderr
     assert "components/missing" in result.stderr
+    _assert_untouched(work, before)
+    assert git(work, "branch", "--list", "promote/*") == ""
+
+
+def test_a_target_the_admission_policies_would_refuse(work: Path) -> None:
+    """A render that passes the schemas and scanners but would not be admitted: its route leaves the platform's
+    Gateway."""
+    overlay = work / "overlays" / "staging" / "kustomization.yaml"
+    patch = (
+        "  - target:\n      kind: HTTPRoute\n    patch: |-\n"
+        "      - op: replace\n        path: /spec/parentRefs/0/name\n        value: private\n"
+    )
+    overlay.write_text(overlay.read_text().replace("patches:\n", "patches:\n" + patch, 1))
+    git(work, "commit", "--quiet", "-am", "route staging elsewhere")
+    _deploy_to_dev(work, IMAGE_1, _source_commit(work, "a.py", "Add the greeting"))
+    before = _state(work)
+    result = gitops(work, "promote", "dev", "staging")
+    assert result.returncode == 2, result.stdout
+    assert "overlays/staging would be refused by the admission policies" in result.stderr
+    assert "HTTPRoute/microservice-demo-staging/microservice-demo: httproute-platform-gateway:" in result.stderr
     _assert_untouched(work, before)
     assert git(work, "branch", "--list", "promote/*") == ""
 

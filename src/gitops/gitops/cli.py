@@ -8,11 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gitops.admission import PolicyError
 from gitops.check import report, run_check
 from gitops.diff import WORK_TREE, rendered_diff
 from gitops.git import GitError, git
 from gitops.github import GitHubError, open_pull_request, repository_from_url
 from gitops.images import ImageError
+from gitops.policy_check import report as report_policies
+from gitops.policy_check import run_policy_check
 from gitops.promote import PromotionError, promote
 from gitops.render import RenderError
 from gitops.repository import RepositoryError, entry_points, repo_root
@@ -25,6 +28,12 @@ def _check(args: argparse.Namespace) -> int:
     root = repo_root()
     result = run_check(root, [Path(p) for p in args.paths], args.kubernetes_version, scanners=not args.no_scan)
     report(result)
+    return 0 if result.ok else 1
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    result = run_policy_check(repo_root(), [Path(p) for p in args.paths])
+    report_policies(result)
     return 0 if result.ok else 1
 
 
@@ -113,6 +122,19 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--no-scan", action="store_true", help="render and validate only, skip checkov and trivy")
     check.set_defaults(run=_check)
 
+    policy = commands.add_parser(
+        "policy-check",
+        help="judge manifests by the admission policies in policies/",
+        description=(
+            "Evaluate every ValidatingAdmissionPolicy in policies/ with its bindings against the given manifests, "
+            "as the API server would admit them (CEL by cel-python). A kustomization folder is rendered; a file, "
+            "or each YAML file of another folder, is read as written. Prints one line per failed validation "
+            "(source: Kind/namespace/name: policy: message [actions]) and exits 1 if any binding denies."
+        ),
+    )
+    policy.add_argument("paths", nargs="*", help="files or folders (default: every entry point, rendered)")
+    policy.set_defaults(run=_policy_check)
+
     setter = commands.add_parser(
         "set-image",
         help="point an environment's release file at an image and commit it",
@@ -191,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.kubernetes_version = list(SUPPORTED_KUBERNETES)
     try:
         code: int = args.run(args)
-    except (RepositoryError, ImageError, GitError, RenderError, PromotionError, GitHubError) as exc:
+    except (RepositoryError, ImageError, GitError, RenderError, PromotionError, GitHubError, PolicyError) as exc:
         print(f"gitops: {exc}", file=sys.stderr)
         return 2
     return code

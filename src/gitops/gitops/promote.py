@@ -15,6 +15,7 @@ from gitops.check import run_check
 from gitops.diff import rendered_diff
 from gitops.git import branch_exists, git, head, is_clean, on_new_branch
 from gitops.images import ImageRef, read_image, release_file, write_image
+from gitops.policy_check import run_policy_check
 
 STEPS = {("dev", "staging"), ("staging", "prod")}
 MAX_DIFF_LINES = 400
@@ -113,9 +114,18 @@ def promote(root: Path, source: str, target: str, *, ref: str = "HEAD", expect_i
         if not result.ok:
             problems = "\n".join(f"  {finding}" for finding in result.findings)
             raise PromotionError(f"overlays/{target} fails the manifest check with {image}:\n{problems}")
+        policies = run_policy_check(root, [root / "overlays" / target])
+        if not policies.ok:
+            problems = "\n".join(f"  {decision}" for decision in policies.denials)
+            raise PromotionError(
+                f"overlays/{target} would be refused by the admission policies with {image}:\n{problems}"
+            )
+        warnings = "".join(f"- warning: {decision}\n" for decision in policies.warnings)
         check = (
-            f"`gitops check overlays/{target}`: ok ({result.objects} objects, Kubernetes schemas for every "
-            "supported version, checkov, trivy). `policies/` holds no admission policies yet.\n"
+            f"- `gitops check overlays/{target}`: ok ({result.objects} objects, Kubernetes schemas for every "
+            "supported version, checkov, trivy)\n"
+            f"- `gitops policy-check overlays/{target}`: ok ({policies.policies} admission policies, as the "
+            f"cluster will enforce them)\n{warnings}"
         )
         git(root, "add", str(target_file.relative_to(root)))
         message = (

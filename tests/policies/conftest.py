@@ -1,0 +1,54 @@
+"""The admission policies, judged by `gitops policy-check` against the repository and against objects that break
+exactly one policy each."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gitops.policy_check import PolicyCheckResult, run_policy_check
+from gitops.render import render
+from gitops.repository import repo_root
+
+ROOT = repo_root(Path(__file__))
+
+
+class Compliant:
+    """Objects that pass every policy, taken from what the repository really deploys."""
+
+    def __init__(self) -> None:
+        prod = render(ROOT / "overlays" / "prod", ROOT)[1]
+        root = render(ROOT / "argocd" / "root", ROOT)[1]
+        self._objects = {
+            "Deployment": next(o for o in prod if o["kind"] == "Deployment"),
+            "Service": next(o for o in prod if o["kind"] == "Service"),
+            "HTTPRoute": next(o for o in prod if o["kind"] == "HTTPRoute"),
+            "Application": next(o for o in root if o["kind"] == "Application"),
+        }
+
+    def __call__(self, kind: str, namespace: str | None = None) -> dict[str, Any]:
+        obj = copy.deepcopy(self._objects[kind])
+        if namespace is not None:
+            obj["metadata"]["namespace"] = namespace
+        return obj
+
+
+@pytest.fixture(scope="session")
+def compliant() -> Compliant:
+    return Compliant()
+
+
+@pytest.fixture
+def judge(tmp_path: Path) -> Callable[..., PolicyCheckResult]:
+    """Write the objects to a file and run the policy check on it, as `gitops policy-check FILE` does."""
+
+    def run(*objects: dict[str, Any]) -> PolicyCheckResult:
+        path = tmp_path / "manifests.yaml"
+        path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+        return run_policy_check(ROOT, [path])
+
+    return run
