@@ -20,7 +20,7 @@ def remote(tmp_path: Path) -> Path:
     git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
     seed = tmp_path / "seed"
     git(tmp_path, "clone", "--quiet", str(bare), str(seed))
-    for folder in ("base", "components", "overlays"):
+    for folder in ("base", "components", "overlays", "policies"):
         shutil.copytree(ROOT / folder, seed / folder)
     shutil.copy(ROOT / "pyproject.toml", seed / "pyproject.toml")
     shutil.copy(ROOT / ".trivyignore.yaml", seed / ".trivyignore.yaml")
