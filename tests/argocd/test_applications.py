@@ -201,8 +201,9 @@ def test_no_custom_resource_waits_for_a_provider_that_is_not_built(argocd: Any) 
 
 
 def test_every_namespace_a_child_uses_is_created_by_an_earlier_wave(argocd: Any) -> None:
+    """By an earlier child, or earlier inside the same child (a chart Application beside its namespace)."""
     created_by = {
-        obj["metadata"]["name"]: child
+        obj["metadata"]["name"]: (child, obj)
         for child, objects in argocd.rendered.items()
         for obj in objects
         if obj["kind"] == "Namespace"
@@ -213,9 +214,12 @@ def test_every_namespace_a_child_uses_is_created_by_an_earlier_wave(argocd: Any)
         namespace = app["spec"]["destination"]["namespace"]
         if namespace in PREEXISTING_NAMESPACES:
             continue
-        creator = created_by.get(namespace)
-        assert creator is not None, f"{name} deploys into {namespace}, which nothing creates"
-        assert argocd.wave(argocd.children[creator]) < argocd.root_wave(name), f"{namespace} must exist before {name}"
+        assert namespace in created_by, f"{name} deploys into {namespace}, which nothing creates"
+        creator, namespace_object = created_by[namespace]
+        if any(o["kind"] == "Application" and o["metadata"]["name"] == name for o in argocd.rendered[creator]):
+            assert argocd.wave(namespace_object) < argocd.wave(app), f"{namespace} must exist before {name}"
+        else:
+            assert argocd.wave(argocd.children[creator]) < argocd.root_wave(name), f"{namespace} before {name}"
 
 
 def test_argocd_config_comes_first_and_projects_before_everything(argocd: Any) -> None:
