@@ -1,0 +1,153 @@
+"""Who can do what where: derived from the RBAC objects the repository deploys, and compared with the table in
+docs/security.md. Kubernetes' RBAC rules are additive and simple (a verb on a resource of an API group, granted by a
+role bound cluster-wide or in one namespace), so they are evaluated here; the table is the contract."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gitops.repository import repo_root
+
+ROOT = repo_root(Path(__file__))
+COLUMNS = ["microservice-demo-dev", "microservice-demo-staging", "microservice-demo-prod", "observability", "ci-cd",
+           "elsewhere", "cluster-scoped", "Secrets"]  # fmt: skip
+ELSEWHERE = "kube-system"  # any namespace none of the bindings names
+# (label, verb, API group, resource): what a cell's words mean.
+CAPABILITIES = [
+    ("read", "list", "", "pods"),
+    ("change", "patch", "apps", "deployments"),
+    ("exec", "create", "", "pods/exec"),
+    ("port-forward", "create", "", "pods/portforward"),
+    ("run pipelines", "create", "tekton.dev", "pipelineruns"),
+]
+UPSTREAM_ROLES = {"tekton-triggers-eventlistener-roles", "tekton-triggers-eventlistener-clusterroles"}
+
+
+class Rbac:
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objects
+                      if o["kind"] in ("ClusterRole", "Role")}  # fmt: skip
+        self.bindings = [o for o in objects if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+
+    def rules(self, binding: dict[str, Any]) -> list[dict[str, Any]]:
+        ref = binding["roleRef"]
+        namespace = binding["metadata"].get("namespace", "") if ref["kind"] == "Role" else ""
+        role = self.roles.get((ref["kind"], namespace, ref["name"]))
+        return role["rules"] if role else []
+
+    def can(self, subject: tuple[str, str], verb: str, group: str, resource: str, namespace: str | None) -> bool:
+        """namespace None: a cluster-scoped resource."""
+        for binding in self.bindings:
+            if not any((s["kind"], s["name"]) == subject for s in binding.get("subjects", [])):
+                continue
+            if binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] != namespace:
+                continue
+            for rule in self.rules(binding):
+                if (
+                    group in rule.get("apiGroups", [])
+                    and resource in rule.get("resources", [])
+                    and verb in rule["verbs"]
+                ):
+                    return True
+        return False
+
+    def cell(self, subject: tuple[str, str], column: str) -> str:
+        if column == "Secrets":
+            readable = any(
+                self.can(subject, verb, "", "secrets", namespace)
+                for verb in ("get", "list", "watch")
+                for namespace in [*COLUMNS[:5], ELSEWHERE]
+            )
+            return "read" if readable else "no"
+        if column == "cluster-scoped":
+            return "read" if self.can(subject, "list", "", "nodes", None) else "—"
+        namespace = ELSEWHERE if column == "elsewhere" else column
+        words = [
+            label
+            for label, verb, group, resource in CAPABILITIES
+            if self.can(subject, verb, group, resource, namespace)
+        ]
+        return ", ".join(words) or "—"
+
+
+def _documented_table() -> dict[tuple[str, str], list[str]]:
+    text = (ROOT / "docs" / "security.md").read_text()
+    lines = [line for line in text.split("<!-- rbac-table -->")[1].splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[1:] == COLUMNS, header
+    table = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        subject = re.search(r"`(Group|ServiceAccount) ([^`]+)`", cells[0])
+        assert subject, cells[0]
+        table[(subject[1], subject[2])] = cells[1:]
+    return table
+
+
+@pytest.fixture(scope="module")
+def rbac(everything: list[dict[str, Any]]) -> Rbac:
+    return Rbac(everything)
+
+
+def test_the_documented_table_is_what_the_manifests_grant(rbac: Rbac) -> None:
+    for (kind, name), cells in _documented_table().items():
+        subject = (kind, name.rsplit("/", 1)[-1]) if kind == "ServiceAccount" else (kind, name)
+        derived = [rbac.cell(subject, column) for column in COLUMNS]
+        assert derived == cells, f"{kind} {name}: the manifests grant {derived}"
+
+
+def test_every_bound_group_is_in_the_table(rbac: Rbac) -> None:
+    documented = {name for kind, name in _documented_table() if kind == "Group"}
+    bound = {s["name"] for b in rbac.bindings for s in b.get("subjects", []) if s["kind"] == "Group"}
+    assert bound == documented
+
+
+def test_people_are_bound_as_groups_never_as_users(rbac: Rbac) -> None:
+    for binding in rbac.bindings:
+        for subject in binding.get("subjects", []):
+            assert subject["kind"] in ("Group", "ServiceAccount"), binding["metadata"]["name"]
+            if subject["kind"] == "Group":
+                assert subject["name"].startswith("oidc:"), "groups come from the identity provider"
+
+
+def test_no_standing_cluster_admin_and_no_wildcards(rbac: Rbac) -> None:
+    for binding in rbac.bindings:
+        assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit"), binding["metadata"]["name"]
+    for role in rbac.roles.values():
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(key, []), f"{role['metadata']['name']}: wildcard {key}"
+
+
+def test_no_role_grants_reading_secrets(rbac: Rbac) -> None:
+    for role in rbac.roles.values():
+        for rule in role["rules"]:
+            if "" in rule.get("apiGroups", []) and "secrets" in rule.get("resources", []):
+                assert not {"get", "list", "watch"} & set(rule["verbs"]), role["metadata"]["name"]
+
+
+def test_nobody_changes_staging_or_prod_by_hand(rbac: Rbac) -> None:
+    """Argo CD deploys there: no person and no pipeline holds a write verb in those namespaces."""
+    subjects = {(s["kind"], s["name"]) for b in rbac.bindings for s in b.get("subjects", [])}
+    for namespace in ("microservice-demo-staging", "microservice-demo-prod"):
+        for subject in subjects:
+            for verb in ("create", "update", "patch", "delete"):
+                for group, resource in (("apps", "deployments"), ("", "pods"), ("", "configmaps"), ("", "services"),
+                                        ("", "secrets"), ("", "pods/exec")):  # fmt: skip
+                    assert not rbac.can(subject, verb, group, resource, namespace), (subject, verb, resource, namespace)
+
+
+def test_the_pipeline_has_no_api_access_and_triggers_only_upstream_roles(rbac: Rbac) -> None:
+    """The PipelineRuns' ServiceAccount needs nothing from the API (its tasks get Secrets as workspaces); the
+    EventListeners' one is bound to Tekton Triggers' own roles, which create PipelineRuns."""
+    bound = [b for b in rbac.bindings for s in b.get("subjects", []) if s["kind"] == "ServiceAccount"]
+    assert all(s["name"] != "pipeline" for b in bound for s in b["subjects"] if s["kind"] == "ServiceAccount")
+    assert {b["roleRef"]["name"] for b in bound} == UPSTREAM_ROLES
+
+
+def test_the_write_role_is_bound_in_dev_only(rbac: Rbac) -> None:
+    operators = [b for b in rbac.bindings if b["roleRef"]["name"] == "platform:namespace-operator"]
+    assert [(b["kind"], b["metadata"]["namespace"]) for b in operators] == [("RoleBinding", "microservice-demo-dev")]
