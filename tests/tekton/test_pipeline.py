@@ -33,7 +33,7 @@ def _lint(folder: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def objects() -> dict[tuple[str, str], dict[str, Any]]:
-    return {(o["kind"], o["metadata"]["name"]): o for o in render(ROOT / "tekton", ROOT)[1]}
+    return {(o["kind"], o["metadata"]["name"]): o for o in render(ROOT / "tekton" / "ci-cd", ROOT)[1]}
 
 
 def test_tekton_lint_is_clean() -> None:
@@ -116,13 +116,15 @@ def test_credentials_come_from_secrets_only(objects: dict[tuple[str, str], Any])
     assert "hooks.slack.com" not in text
 
 
-def test_chains_signs_and_attests(objects: dict[tuple[str, str], Any]) -> None:
-    config = objects[("ConfigMap", "chains-config")]
-    assert config["metadata"]["namespace"] == "tekton-chains"
-    data = config["data"]
-    assert data["artifacts.oci.storage"] == "oci"
-    assert data["artifacts.taskrun.format"] == "in-toto"
-    assert data["transparency.enabled"] == "true"
+def test_chains_signs_and_attests() -> None:
+    (config,) = [o for o in render(ROOT / "tekton" / "platform", ROOT)[1] if o["kind"] == "TektonConfig"]
+    assert config["metadata"]["name"] == "config", "the operator reconciles only the TektonConfig named config"
+    assert config["spec"]["profile"] in ("basic", "all"), "a profile that installs Triggers and Chains"
+    chain = config["spec"]["chain"]
+    assert chain["disabled"] is False
+    assert chain["artifacts.oci.storage"] == "oci"
+    assert chain["artifacts.taskrun.format"] == "in-toto"
+    assert chain["transparency.enabled"] is True
 
 
 def _cel(objects: dict[tuple[str, str], Any], trigger: str, param: str = "filter", listener: str = "github") -> Any:

@@ -34,7 +34,7 @@ CLUSTER_SCOPED = frozenset(
         "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
         "GatewayClass", "ClusterIssuer", "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass",
-        "RuntimeClass",
+        "RuntimeClass", "TektonConfig",
     }
 )  # fmt: skip
 ACTIONS = ("Deny", "Warn", "Audit")
