@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from gitops.findings import Finding
 from gitops.render import RenderError, render
-from gitops.repository import entry_points
+from gitops.repository import entry_points, relative_name
 from gitops.scanners import scan
 from gitops.schemas import SUPPORTED_KUBERNETES, validate_schemas
 
@@ -27,13 +27,6 @@ class CheckResult:
         return not self.findings
 
 
-def _name(directory: Path, root: Path) -> str:
-    try:
-        return str(directory.resolve().relative_to(root))
-    except ValueError:
-        return str(directory)
-
-
 def run_check(
     root: Path, paths: Sequence[Path] = (), versions: Sequence[str] = SUPPORTED_KUBERNETES, scanners: bool = True
 ) -> CheckResult:
@@ -41,7 +34,7 @@ def run_check(
     findings: list[Finding] = []
     rendered: list[tuple[str, str, list[dict[str, Any]]]] = []
     for directory in directories:
-        name = _name(directory, root)
+        name = relative_name(directory, root)
         try:
             text, objects = render(directory, root)
         except RenderError as exc:
@@ -54,7 +47,7 @@ def run_check(
     if scanners:
         findings += scan(((name, text) for name, text, _ in rendered), root)
     return CheckResult(
-        entry_points=[_name(d, root) for d in directories],
+        entry_points=[relative_name(d, root) for d in directories],
         objects=sum(len(objects) for _, _, objects in rendered),
         findings=sorted(set(findings)),
         not_validated=schemas.not_validated,

@@ -12,7 +12,7 @@ import yaml
 
 from gitops.admission import Decision, PolicyError, PolicySet
 from gitops.render import RenderError, render
-from gitops.repository import entry_points
+from gitops.repository import entry_points, relative_name
 
 POLICIES = "policies"
 NAMESPACES = Path("base") / "security"
@@ -38,24 +38,19 @@ class PolicyCheckResult:
         return not self.denials
 
 
-def _name(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def _documents(path: Path, root: Path) -> list[dict[str, Any]]:
     try:
         documents = list(yaml.safe_load_all(path.read_text()))
     except yaml.YAMLError as exc:
-        raise RenderError(f"{_name(path, root)}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise RenderError(f"{relative_name(path, root)}: not valid YAML: {' '.join(str(exc).split())}") from None
     except OSError as exc:
-        raise RenderError(f"{_name(path, root)}: {exc.strerror}") from None
+        raise RenderError(f"{relative_name(path, root)}: {exc.strerror}") from None
     objects = [d for d in documents if d]
     for document in objects:
         if not isinstance(document, dict) or "kind" not in document or "apiVersion" not in document:
-            raise RenderError(f"{_name(path, root)}: a document that is not a Kubernetes object (no apiVersion/kind)")
+            raise RenderError(
+                f"{relative_name(path, root)}: a document that is not a Kubernetes object (no apiVersion/kind)"
+            )
     return objects
 
 
@@ -63,12 +58,12 @@ def _inputs(paths: Sequence[Path], root: Path) -> Iterator[tuple[str, list[dict[
     """(source, objects): a kustomization folder rendered; a file, or each YAML file of another folder, as written."""
     for path in paths or entry_points(root):
         if path.is_dir() and (path / "kustomization.yaml").is_file():
-            yield _name(path, root), render(path, root)[1]
+            yield relative_name(path, root), render(path, root)[1]
         elif path.is_dir():
             for file in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
-                yield _name(file, root), _documents(file, root)
+                yield relative_name(file, root), _documents(file, root)
         elif path.exists():
-            yield _name(path, root), _documents(path, root)
+            yield relative_name(path, root), _documents(path, root)
         else:
             raise RenderError(f"{path}: no such file or folder")
 

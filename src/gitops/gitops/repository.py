@@ -50,6 +50,14 @@ def _kustomizations(root: Path) -> dict[Path, dict[str, object]]:
     return found
 
 
+def relative_name(path: Path, root: Path) -> str:
+    """How findings name a file or folder: relative to the repository when inside it, as given otherwise."""
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def entry_points(root: Path) -> list[Path]:
     """Kustomizations nothing else in the repository builds on: what Argo CD syncs, and what gets checked.
 
