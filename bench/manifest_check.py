@@ -1,6 +1,7 @@
 """How long the manifest check takes, and where the time goes, measured side by side in interleaved rounds:
 (a) rendering every entry point with kustomize, (b) rendering and schema validation (`gitops check --no-scan`),
-(c) the whole check with checkov and trivy (`gitops check`)."""
+(c) the whole check with checkov and trivy (`gitops check`), (d) the admission policy check (`gitops policy-check`),
+which renders every entry point too and evaluates the policies with cel-python."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def main() -> int:
         ),
         "(b) render + schemas (--no-scan)": lambda: timed([str(BIN / "gitops"), "check", "--no-scan"]),
         "(c) whole check (gitops check)": lambda: timed([str(BIN / "gitops"), "check"]),
+        "(d) admission policies (policy-check)": lambda: timed([str(BIN / "gitops"), "policy-check"]),
     }
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):
@@ -44,7 +46,9 @@ def main() -> int:
         print(f"  {name:<40} {statistics.median(values):6.2f} s ({min(values):.2f}-{max(values):.2f})")
     whole = statistics.median(times["(c) whole check (gitops check)"])
     render = statistics.median(times["(a) render only (kubectl kustomize)"])
+    policies = statistics.median(times["(d) admission policies (policy-check)"])
     print(f"  (c)/(a) {whole / render:.1f}: the scanners' and validators' share on top of rendering")
+    print(f"  (d)/(a) {policies / render:.1f}: evaluating the policies' CEL on top of rendering")
     return 0
 
 
