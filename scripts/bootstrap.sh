@@ -55,11 +55,15 @@ ensure_venv() {
 }
 
 ensure_scanners() {
-    # hadolint, trivy and checkov, locked in tools/scanners/uv.lock, in a virtual environment of their own.
+    # Python tools, each locked in tools/<name>/uv.lock, in a virtual environment of its own (.tools/<name>): the
+    # scanners (hadolint, trivy, checkov, argocd-source-lint) and the network analyzer (nca), whose pins conflict.
     ensure_uv
-    log "syncing .tools/scanners with tools/scanners/uv.lock"
-    UV_PROJECT_ENVIRONMENT="$REPO_ROOT/.tools/scanners" \
-        "$UV" sync --frozen --quiet --python python3 --project "$REPO_ROOT/tools/scanners"
+    local name
+    for name in scanners network-analyzer; do
+        log "syncing .tools/$name with tools/$name/uv.lock"
+        UV_PROJECT_ENVIRONMENT="$REPO_ROOT/.tools/$name" \
+            "$UV" sync --frozen --quiet --python python3 --project "$REPO_ROOT/tools/$name"
+    done
 }
 
 ensure_node_tools() {
