@@ -54,14 +54,17 @@ def _need(overlay: list[dict[str, Any]]) -> dict[str, float]:
     return need
 
 
+def _in_namespace(objects: list[dict[str, Any]], kind: str, env: str) -> dict[str, Any]:
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["namespace"] == f"microservice-demo-{env}"]
+    return obj
+
+
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_each_quota_fits_what_the_environment_runs_with_bounded_headroom(
     env: str, security: list[dict[str, Any]]
 ) -> None:
     overlay = render(ROOT / "overlays" / env, ROOT)[1]
-    (quota,) = [
-        o for o in security if o["kind"] == "ResourceQuota" and o["metadata"]["namespace"] == f"microservice-demo-{env}"
-    ]
+    quota = _in_namespace(security, "ResourceQuota", env)
     for resource, need in _need(overlay).items():
         hard = quantity(quota["spec"]["hard"][resource])
         assert need <= hard <= 2 * need, f"{env} {resource}: needs {need}, quota {hard}"
@@ -72,10 +75,7 @@ def test_each_limit_range_admits_the_overlays_containers_and_defaults_to_the_ser
     env: str, security: list[dict[str, Any]]
 ) -> None:
     overlay = render(ROOT / "overlays" / env, ROOT)[1]
-    (limit_range,) = [
-        o for o in security if o["kind"] == "LimitRange" and o["metadata"]["namespace"] == f"microservice-demo-{env}"
-    ]
-    (limits,) = limit_range["spec"]["limits"]
+    (limits,) = _in_namespace(security, "LimitRange", env)["spec"]["limits"]
     assert limits["type"] == "Container"
     for workload in (o for o in overlay if o["kind"] in ("Deployment", "Job")):
         for container in _pod_spec(workload)["containers"]:
