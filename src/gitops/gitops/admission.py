@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import celpy
@@ -143,18 +144,31 @@ class Target:
             return None
         return (self.namespace.get("metadata") or {}).get("labels") or {}
 
-    def request(self) -> dict[str, Any]:
+    @cached_property
+    def group_version_resource(self) -> tuple[str, str, str]:
         group, version = _group_version(str(self.obj.get("apiVersion", "")))
-        kind = str(self.obj.get("kind", ""))
+        return group, version, resource_of(str(self.obj.get("kind", "")))
+
+    @cached_property
+    def activation(self) -> Mapping[str, Any]:
+        """The CEL variables of the request, converted once for every policy that judges this object."""
+        group, version, resource = self.group_version_resource
         metadata = self.obj.get("metadata") or {}
-        return {
+        request = {
             "operation": "CREATE",
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource_of(kind)},
+            "kind": {"group": group, "version": version, "kind": str(self.obj.get("kind", ""))},
+            "resource": {"group": group, "version": version, "resource": resource},
             "name": metadata.get("name", ""),
             "namespace": metadata.get("namespace", "") if self.namespaced else "",
             "userInfo": {},
             "dryRun": False,
+        }
+        return {
+            "object": json_to_cel(dict(self.obj)),
+            "oldObject": None,
+            "params": None,
+            "request": json_to_cel(request),
+            "namespaceObject": json_to_cel(dict(self.namespace)) if self.namespace is not None else None,
         }
 
 
@@ -162,8 +176,7 @@ def _matches(resources: Mapping[str, Any] | None, target: Target) -> bool:
     """matchConstraints or a binding's matchResources; an absent one matches (a binding then narrows nothing)."""
     if not resources:
         return True
-    group, version = _group_version(str(target.obj.get("apiVersion", "")))
-    resource = resource_of(str(target.obj.get("kind", "")))
+    group, version, resource = target.group_version_resource
     rules = resources.get("resourceRules")
     if rules is not None and not any(_rule_matches(r, group, version, resource, target.namespaced) for r in rules):
         return False
@@ -265,13 +278,7 @@ class Policy:
 
     def failures(self, target: Target) -> list[str] | None:
         """The messages of the validations the object fails; None if the policy does not apply to it."""
-        activation: dict[str, Any] = {
-            "object": json_to_cel(dict(target.obj)),
-            "oldObject": None,
-            "params": None,
-            "request": json_to_cel(target.request()),
-            "namespaceObject": json_to_cel(dict(target.namespace)) if target.namespace is not None else None,
-        }
+        activation = dict(target.activation)  # this policy's variables are added to its own copy
         try:
             for condition in self.match_conditions:
                 if not self._boolean(condition, activation):

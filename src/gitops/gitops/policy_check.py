@@ -75,10 +75,12 @@ def load_policies(root: Path) -> PolicySet:
 def run_policy_check(root: Path, paths: Sequence[Path] = ()) -> PolicyCheckResult:
     policies = load_policies(root)
     inputs = list(_inputs(paths, root))
-    # Namespace labels, as the cluster will have them: the repository's Namespaces, and any among the inputs.
+    # Namespace labels, as the cluster will have them: the repository's Namespaces (rendered again only if they are
+    # not among the inputs already), and any among the inputs.
+    declared = [] if relative_name(root / NAMESPACES, root) in dict(inputs) else render(root / NAMESPACES, root)[1]
     namespaces = {
         obj["metadata"]["name"]: obj
-        for obj in [*render(root / NAMESPACES, root)[1], *(o for _, objects in inputs for o in objects)]
+        for obj in [*declared, *(o for _, objects in inputs for o in objects)]
         if obj.get("kind") == "Namespace"
     }
     result = PolicyCheckResult([s for s, _ in inputs], sum(len(o) for _, o in inputs), len(policies.policies))
