@@ -6,10 +6,14 @@ import base64
 import json
 import os
 import shutil
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from gitops.render import render
@@ -46,6 +50,46 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def wait_until(
+    what: str, condition: Callable[[], Any], timeout: float, details: Callable[[], str] = str, interval: float = 0.2
+) -> Any:
+    """Poll until ``condition`` returns something true and return it; a server not answering yet counts as not
+    yet. Fails after ``timeout`` seconds with ``details()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except httpx.TransportError:
+            result = None
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s\n{details()}")
+
+
+def wait_ready(url: str, log: Path, timeout: float = 30) -> None:
+    """Until a server's readiness endpoint answers 200; its log on failure."""
+    wait_until(f"{url} ready", lambda: httpx.get(url, timeout=2).status_code == 200, timeout, log.read_text)
+
+
+def start_alertmanager(config_file: Path, folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """Debian's Alertmanager on loopback with this config, alone (no cluster peers); its log in folder."""
+    log = folder / "alertmanager.log"
+    process = subprocess.Popen(
+        [
+            require_tool("prometheus-alertmanager"),
+            f"--config.file={config_file}",
+            f"--storage.path={folder / 'alertmanager'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    wait_ready(f"http://127.0.0.1:{port}/-/ready", log)
+    return process
 
 
 class Stack:

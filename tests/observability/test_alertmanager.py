@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Stack, require_tool
+from conftest import Stack, require_tool, start_alertmanager, wait_until
 
 SECRETS = "/etc/alertmanager/secrets/alertmanager-notifications/"
 
@@ -113,41 +112,15 @@ def test_receivers_send_resolved_notices_and_read_secrets_from_the_mounted_secre
 
 @pytest.fixture
 def alertmanager(config_file: Path, tmp_path: Path, free_port: Callable[[], int]) -> Iterator[httpx.Client]:
-    """A real Alertmanager on loopback with the repository's routing (no cluster peers)."""
-    binary = require_tool("prometheus-alertmanager")
+    """A real Alertmanager on loopback with the repository's routing."""
     port = free_port()
-    log = tmp_path / "alertmanager.log"
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config_file}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+    process = start_alertmanager(config_file, tmp_path, port)
     try:
-        _wait(lambda: client.get("/-/ready").status_code == 200, 30, lambda: log.read_text())
-        yield client
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            yield client
     finally:
-        client.close()
         process.terminate()
         process.wait(15)
-
-
-def _wait(condition: Callable[[], bool], timeout: float, details: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s:\n{details()}")
 
 
 def test_a_page_inhibits_the_ticket_of_the_same_alert_and_namespace(alertmanager: httpx.Client) -> None:
@@ -166,8 +139,11 @@ def test_a_page_inhibits_the_ticket_of_the_same_alert_and_namespace(alertmanager
         found = alertmanager.get("/api/v2/alerts").json()
         return {(a["labels"]["severity"], a["labels"]["namespace"]): a["status"]["inhibitedBy"] for a in found}
 
-    _wait(
-        lambda: len(states()) == 3 and bool(states()[("warning", "microservice-demo-prod")]), 30, lambda: str(states())
+    wait_until(
+        "the ticket is inhibited",
+        lambda: len(states()) == 3 and bool(states()[("warning", "microservice-demo-prod")]),
+        30,
+        lambda: str(states()),
     )
     assert states()[("critical", "microservice-demo-prod")] == []
     assert states()[("warning", "microservice-demo-staging")] == []

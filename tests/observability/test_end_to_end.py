@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import yaml
-from conftest import PLATFORM_METRICS, Stack, require_tool
+from conftest import PLATFORM_METRICS, Stack, require_tool, start_alertmanager, wait_ready, wait_until
 from promql_selectors import expand, selectors
 
 pytestmark = pytest.mark.process
@@ -104,26 +104,11 @@ class Loop:
         ]
 
     def wait(self, what: str, condition: Callable[[], Any], timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = condition()
-            if result:
-                return result
-            time.sleep(1)
-        details = "\n".join(f"--- {name}\n{path.read_text()[-3000:]}" for name, path in self.logs.items())
-        raise AssertionError(f"{what}: not within {timeout} s\nsink: {self.sink}\n{details}")
+        return wait_until(what, condition, timeout, self._details, interval=1)
 
-
-def _wait_ready(url: str, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready:\n{log.read_text()}")
+    def _details(self) -> str:
+        logs = "\n".join(f"--- {name}\n{path.read_text()[-3000:]}" for name, path in self.logs.items())
+        return f"sink: {self.sink}\n{logs}"
 
 
 def _alertmanager_config(stack: Stack, folder: Path, sink_url: str, closed_port: int) -> Path:
@@ -182,7 +167,6 @@ def loop(
     start_module_service: Callable[..., Any],
 ) -> Iterator[Loop]:
     prometheus_binary = require_tool("prometheus")
-    alertmanager_binary = require_tool("prometheus-alertmanager")
     folder = tmp_path_factory.mktemp("end-to-end")
     processes: list[subprocess.Popen[bytes]] = []
     _Sink.received = []
@@ -195,19 +179,7 @@ def loop(
             am_port, prom_port = free_port(), free_port()
             logs = {"alertmanager": folder / "alertmanager.log", "prometheus": folder / "prometheus.log"}
             am_config = _alertmanager_config(stack, folder, f"http://127.0.0.1:{sink.server_port}/slack", free_port())
-            processes.append(
-                subprocess.Popen(
-                    [
-                        alertmanager_binary,
-                        f"--config.file={am_config}",
-                        f"--storage.path={folder / 'alertmanager'}",
-                        f"--web.listen-address=127.0.0.1:{am_port}",
-                        "--cluster.listen-address=",
-                    ],
-                    stdout=logs["alertmanager"].open("wb"),
-                    stderr=subprocess.STDOUT,
-                )
-            )
+            processes.append(start_alertmanager(am_config, folder, am_port))
             prom_config = _prometheus_config(folder, rule_files, int(service.url.rsplit(":", 1)[1]), am_port)
             processes.append(
                 subprocess.Popen(
@@ -221,8 +193,7 @@ def loop(
                     stderr=subprocess.STDOUT,
                 )
             )
-            _wait_ready(f"http://127.0.0.1:{am_port}/-/ready", logs["alertmanager"])
-            _wait_ready(f"http://127.0.0.1:{prom_port}/-/ready", logs["prometheus"])
+            wait_ready(f"http://127.0.0.1:{prom_port}/-/ready", logs["prometheus"])
             traffic = Traffic(service.url)
             traffic.add(2, 0.05)  # about 40 requests a second
             with httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=10) as prometheus:
