@@ -3,6 +3,7 @@ refusal leaving the repository as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -151,38 +152,41 @@ def test_a_dirty_work_tree(work: Path) -> None:
     )
 
 
-def test_a_target_that_fails_its_checks(work: Path) -> None:
+def _refused_promotion_to_edited_staging(work: Path, edit: Callable[[str], str]) -> str:
+    """Commit an edit of staging's overlay, deploy to dev, and try to promote: the refusal's message, once it is
+    shown to have left nothing behind."""
     overlay = work / "overlays" / "staging" / "kustomization.yaml"
-    overlay.write_text(overlay.read_text().replace("  - release\n", "  - release\n  - ../../components/missing\n"))
-    git(work, "commit", "--quiet", "-am", "break staging")
+    overlay.write_text(edit(overlay.read_text()))
+    git(work, "commit", "--quiet", "-am", "edit staging")
     _deploy_to_dev(work, IMAGE_1, _source_commit(work, "a.py", "Add the greeting"))
     before = _state(work)
     result = gitops(work, "promote", "dev", "staging")
-    assert result.returncode == 2
-    assert "overlays/staging fails the manifest check" in result.stderr
-    assert "components/missing" in result.stderr
+    assert result.returncode == 2, result.stdout
     _assert_untouched(work, before)
     assert git(work, "branch", "--list", "promote/*") == ""
+    return result.stderr
+
+
+def test_a_target_that_fails_its_checks(work: Path) -> None:
+    stderr = _refused_promotion_to_edited_staging(
+        work, lambda text: text.replace("  - release\n", "  - release\n  - ../../components/missing\n")
+    )
+    assert "overlays/staging fails the manifest check" in stderr
+    assert "components/missing" in stderr
 
 
 def test_a_target_the_admission_policies_would_refuse(work: Path) -> None:
     """A render that passes the schemas and scanners but would not be admitted: its route leaves the platform's
     Gateway."""
-    overlay = work / "overlays" / "staging" / "kustomization.yaml"
     patch = (
         "  - target:\n      kind: HTTPRoute\n    patch: |-\n"
         "      - op: replace\n        path: /spec/parentRefs/0/name\n        value: private\n"
     )
-    overlay.write_text(overlay.read_text().replace("patches:\n", "patches:\n" + patch, 1))
-    git(work, "commit", "--quiet", "-am", "route staging elsewhere")
-    _deploy_to_dev(work, IMAGE_1, _source_commit(work, "a.py", "Add the greeting"))
-    before = _state(work)
-    result = gitops(work, "promote", "dev", "staging")
-    assert result.returncode == 2, result.stdout
-    assert "overlays/staging would be refused by the admission policies" in result.stderr
-    assert "HTTPRoute/microservice-demo-staging/microservice-demo: httproute-platform-gateway:" in result.stderr
-    _assert_untouched(work, before)
-    assert git(work, "branch", "--list", "promote/*") == ""
+    stderr = _refused_promotion_to_edited_staging(
+        work, lambda text: text.replace("patches:\n", "patches:\n" + patch, 1)
+    )
+    assert "overlays/staging would be refused by the admission policies" in stderr
+    assert "HTTPRoute/microservice-demo-staging/microservice-demo: httproute-platform-gateway:" in stderr
 
 
 def test_a_prepared_promotion_is_not_prepared_twice(work: Path) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import yaml
-from gitops.render import render
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
@@ -50,10 +49,7 @@ def _pod(name: str, namespace: str, labels: dict[str, str], ports: dict[str, int
     }
 
 
-def _cluster(folder: Path) -> tuple[Path, Path, Path]:
-    from gitops.repository import entry_points
-
-    objects = [o for directory in entry_points(ROOT) for o in render(directory, ROOT)[1]]
+def _cluster(folder: Path, objects: list[dict[str, Any]]) -> tuple[Path, Path, Path]:
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     names = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"} | {
         "kube-system", "argocd", "tekton-pipelines"}  # fmt: skip
@@ -63,12 +59,12 @@ def _cluster(folder: Path) -> tuple[Path, Path, Path]:
     ]
     pods = [_pod(name, *spec) for name, spec in CHART_PODS.items()]
     for env in ENVIRONMENTS:
-        overlay = render(ROOT / "overlays" / env, ROOT)[1]
+        namespace = f"microservice-demo-{env}"
         for kind, name in (("Deployment", f"service-{env}"), ("Job", f"check-{env}")):
-            (workload,) = [o for o in overlay if o["kind"] == kind]
+            (workload,) = [o for o in objects if o["kind"] == kind and o["metadata"].get("namespace") == namespace]
             template = workload["spec"]["template"]
             ports = {p["name"]: p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
-            pods.append(_pod(name, f"microservice-demo-{env}", template["metadata"]["labels"], ports))
+            pods.append(_pod(name, namespace, template["metadata"]["labels"], ports))
     files = folder / "policies.yaml", folder / "namespaces.yaml", folder / "pods.yaml"
     for path, content in zip(files, (policies, namespaces, pods), strict=True):
         path.write_text(yaml.safe_dump_all(content))
@@ -110,14 +106,14 @@ class Connectivity:
 
 
 @pytest.fixture(scope="module")
-def connectivity(tmp_path_factory: pytest.TempPathFactory) -> Connectivity:
+def connectivity(tmp_path_factory: pytest.TempPathFactory, everything: list[dict[str, Any]]) -> Connectivity:
     if not NCA.exists():
         message = "nca is missing: run ./scripts/test (it syncs tools/network-analyzer)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     folder = tmp_path_factory.mktemp("network")
-    policies, namespaces, pods = _cluster(folder)
+    policies, namespaces, pods = _cluster(folder, everything)
     out = folder / "connectivity.json"
     result = subprocess.run(
         [str(NCA), "--connectivity", str(policies), "--ns_list", str(namespaces), "--pod_list", str(pods),

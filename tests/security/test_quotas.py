@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,11 @@ def _need(overlay: list[dict[str, Any]]) -> dict[str, float]:
     return need
 
 
+@functools.cache
+def _overlay(env: str) -> list[dict[str, Any]]:
+    return render(ROOT / "overlays" / env, ROOT)[1]
+
+
 def _in_namespace(objects: list[dict[str, Any]], kind: str, env: str) -> dict[str, Any]:
     (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["namespace"] == f"microservice-demo-{env}"]
     return obj
@@ -63,7 +69,7 @@ def _in_namespace(objects: list[dict[str, Any]], kind: str, env: str) -> dict[st
 def test_each_quota_fits_what_the_environment_runs_with_bounded_headroom(
     env: str, security: list[dict[str, Any]]
 ) -> None:
-    overlay = render(ROOT / "overlays" / env, ROOT)[1]
+    overlay = _overlay(env)
     quota = _in_namespace(security, "ResourceQuota", env)
     for resource, need in _need(overlay).items():
         hard = quantity(quota["spec"]["hard"][resource])
@@ -74,7 +80,7 @@ def test_each_quota_fits_what_the_environment_runs_with_bounded_headroom(
 def test_each_limit_range_admits_the_overlays_containers_and_defaults_to_the_service(
     env: str, security: list[dict[str, Any]]
 ) -> None:
-    overlay = render(ROOT / "overlays" / env, ROOT)[1]
+    overlay = _overlay(env)
     (limits,) = _in_namespace(security, "LimitRange", env)["spec"]["limits"]
     assert limits["type"] == "Container"
     for workload in (o for o in overlay if o["kind"] in ("Deployment", "Job")):
