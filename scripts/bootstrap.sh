@@ -57,9 +57,11 @@ ensure_venv() {
 ensure_scanners() {
     # Python tools, each locked in tools/<name>/uv.lock, in a virtual environment of its own (.tools/<name>): the
     # scanners (hadolint, trivy, checkov, argocd-source-lint) and the network analyzer (nca), whose pins conflict.
+    # $@: which of them (default: both).
     ensure_uv
-    local name
-    for name in scanners network-analyzer; do
+    local name names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(scanners network-analyzer)
+    for name in "${names[@]}"; do
         log "syncing .tools/$name with tools/$name/uv.lock"
         UV_PROJECT_ENVIRONMENT="$REPO_ROOT/.tools/$name" \
             "$UV" sync --frozen --quiet --python python3 --project "$REPO_ROOT/tools/$name"
@@ -68,12 +70,14 @@ ensure_scanners() {
 
 ensure_node_tools() {
     # The npm tools, each locked in its package-lock.json: the custom-resource schemas `gitops check` validates
-    # with (tools/crd-schemas) and tekton-lint (tools/tekton-lint).
+    # with (tools/crd-schemas) and tekton-lint (tools/tekton-lint). $@: which of them (default: both).
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         ensure_debian_packages nodejs npm
     fi
-    local dir
-    for dir in "$REPO_ROOT/tools/crd-schemas" "$REPO_ROOT/tools/tekton-lint"; do
+    local name dir names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(crd-schemas tekton-lint)
+    for name in "${names[@]}"; do
+        dir="$REPO_ROOT/tools/$name"
         if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
             log "installing ${dir#"$REPO_ROOT"/} from package-lock.json"
             (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
