@@ -26,33 +26,22 @@ class ArgoCD:
         self.root_objects = render(ROOT / "argocd" / "root", ROOT)[1]
         self.root_app = next(o for o in self.bootstrap if o["kind"] == "Application")
         self.projects = {o["metadata"]["name"]: o for o in self.root_objects if o["kind"] == "AppProject"}
+        self.repo_url = REPO_URL
+        # Every Application: the root's children, this repository's folders and the upstream charts alike.
         self.children = {o["metadata"]["name"]: o for o in self.root_objects if o["kind"] == "Application"}
-        # What each Application renders from this repository (the root included).
+        # What each Application renders from this repository (the root included; the charts render nothing here).
         self.rendered: dict[str, list[dict[str, Any]]] = {"root": self.root_objects}
         for name, app in self.children.items():
-            (source,) = _git_sources(app)
-            self.rendered[name] = render(ROOT / source["path"], ROOT)[1]
+            for source in _git_sources(app):
+                self.rendered[name] = render(ROOT / source["path"], ROOT)[1]
 
     def all_applications(self) -> dict[str, dict[str, Any]]:
-        """The root, its children, and the Applications the children render (the upstream charts)."""
-        apps = {"root": self.root_app, **self.children}
-        for objects in self.rendered.values():
-            for obj in objects:
-                if obj["kind"] == "Application":
-                    apps.setdefault(obj["metadata"]["name"], obj)
-        return apps
+        """The root and every Application it renders."""
+        return {"root": self.root_app, **self.children}
 
-    def root_wave(self, name: str) -> int:
-        """The wave in which the root syncs an Application: its own for a child, its parent child's for a chart
-        Application that a child renders."""
-        if name in self.children:
-            return self.wave(self.children[name])
-        parent = next(
-            child
-            for child, objects in self.rendered.items()
-            if child != "root" and any(o["kind"] == "Application" and o["metadata"]["name"] == name for o in objects)
-        )
-        return self.wave(self.children[parent])
+    def charts(self) -> dict[str, dict[str, Any]]:
+        """The Applications of upstream charts: no source in this repository."""
+        return {name: app for name, app in self.children.items() if not _git_sources(app)}
 
     @staticmethod
     def wave(obj: dict[str, Any]) -> int:

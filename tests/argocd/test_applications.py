@@ -13,60 +13,45 @@ import pytest
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
-EXPECTED_CHILDREN = {
-    "argocd-config",
-    "platform-policies",
-    "platform-security",
-    "platform-networking",
-    "platform-autoscaling",
-    "platform-tekton",
-    "platform-observability",
-    "platform-ci-cd",
-    "microservice-demo-dev",
-    "microservice-demo-staging",
-    "microservice-demo-prod",
+# This repository's folders the root syncs; the upstream charts are the other children, each with a contract.
+EXPECTED_FOLDERS = {
+    "platform-policies": "policies",
+    "platform-security": "base/security",
+    "platform-networking": "base/networking",
+    "platform-tekton": "tekton/platform",
+    "platform-observability": "base/observability",
+    "platform-ci-cd": "tekton/ci-cd",
+    "microservice-demo-dev": "overlays/dev",
+    "microservice-demo-staging": "overlays/staging",
+    "microservice-demo-prod": "overlays/prod",
 }
-# Kinds that live outside namespaces (the ones this repository and its charts use).
 CLUSTER_SCOPED = {
     "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration", "GatewayClass", "ClusterIssuer", "ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding", "TektonConfig",
 }  # fmt: skip
-# Which Application installs the CRDs (or is Argo CD itself, installed before the bootstrap) for each API group.
-CRD_PROVIDERS = {
-    "argoproj.io": None,  # Argo CD, installed before the bootstrap (README)
-    "gateway.networking.k8s.io": "envoy-gateway",
-    "cert-manager.io": "cert-manager",
-    "autoscaling.k8s.io": "vertical-pod-autoscaler",
-    "monitoring.coreos.com": "kube-prometheus-stack",
-    # The operator's chart installs operator.tekton.dev; from the TektonConfig the operator installs the rest.
-    "operator.tekton.dev": "tekton-operator",
-    "tekton.dev": "tekton-operator",
-    "triggers.tekton.dev": "tekton-operator",
-}
-PREEXISTING_NAMESPACES = {"argocd"}  # Argo CD's own, from its installation
 
 
 def _group(api_version: str) -> str:
     return api_version.split("/")[0] if "/" in api_version else ""
 
 
-def _allowed(rules: list[dict[str, str]], group: str, kind: str) -> bool:
-    return any(fnmatch.fnmatchcase(group, r["group"]) and fnmatch.fnmatchcase(kind, r["kind"]) for r in rules)
-
-
-def test_the_bootstrap_is_the_root_and_its_project(argocd: Any) -> None:
+def test_the_bootstrap_is_the_root_its_projects_and_argo_cds_configuration(argocd: Any) -> None:
     assert sorted((o["kind"], o["metadata"]["name"]) for o in argocd.bootstrap) == [
         ("AppProject", "microservice-demo"),
         ("AppProject", "platform"),
         ("Application", "root"),
+        ("ConfigMap", "argocd-cm"),
+        ("ConfigMap", "argocd-notifications-cm"),
     ]
     assert argocd.root_app["spec"]["source"]["path"] == "argocd/root"
     assert "finalizers" not in argocd.root_app["metadata"], "deleting the root must not cascade"
 
 
-def test_the_root_renders_exactly_the_expected_children(argocd: Any) -> None:
-    assert set(argocd.children) == EXPECTED_CHILDREN
+def test_the_root_renders_the_folders_and_the_charts(argocd: Any) -> None:
+    charts = argocd.charts()
+    folders = {name: argocd.git_sources(app)[0]["path"] for name, app in argocd.children.items() if name not in charts}
+    assert folders == EXPECTED_FOLDERS
     assert set(argocd.projects) == {"platform", "microservice-demo"}
 
 
@@ -77,14 +62,14 @@ def test_no_application_uses_the_default_project(argocd: Any) -> None:
 
 def test_every_child_path_exists_and_renders(argocd: Any) -> None:
     for name, app in argocd.children.items():
-        (source,) = argocd.git_sources(app)
-        assert (ROOT / source["path"]).is_dir(), name
-        assert argocd.rendered[name], f"{name} renders nothing"
+        for source in argocd.git_sources(app):
+            assert (ROOT / source["path"]).is_dir(), name
+            assert argocd.rendered[name], f"{name} renders nothing"
 
 
 def test_one_repository_and_one_revision_everywhere(argocd: Any) -> None:
     sources = [s for app in argocd.all_applications().values() for s in argocd.git_sources(app)]
-    assert len(sources) == 1 + len(EXPECTED_CHILDREN)
+    assert len(sources) == 1 + len(EXPECTED_FOLDERS)
     assert {(s["repoURL"], s["targetRevision"]) for s in sources} == {
         (argocd.git_sources(argocd.root_app)[0]["repoURL"], "main")
     }
@@ -101,23 +86,6 @@ def test_each_project_allows_its_applications_sources_and_destinations(argocd: A
             d["server"] == destination["server"] and fnmatch.fnmatchcase(destination["namespace"], d["namespace"])
             for d in project["destinations"]
         ), f"{name}: destination {destination['namespace']}"
-
-
-def test_each_project_allows_every_object_its_children_render(argocd: Any) -> None:
-    for name, app in argocd.children.items():
-        project = argocd.projects[app["spec"]["project"]]["spec"]
-        default_namespace = app["spec"]["destination"]["namespace"]
-        for obj in argocd.rendered[name]:
-            group, kind = _group(obj["apiVersion"]), obj["kind"]
-            where = f"{name}: {kind}/{obj['metadata']['name']}"
-            if kind in CLUSTER_SCOPED:
-                assert _allowed(project.get("clusterResourceWhitelist") or [], group, kind), where
-                continue
-            namespace = obj["metadata"].get("namespace", default_namespace)
-            assert any(fnmatch.fnmatchcase(namespace, d["namespace"]) for d in project["destinations"]), where
-            assert _allowed(project.get("namespaceResourceWhitelist") or [{"group": "*", "kind": "*"}], group, kind), (
-                where
-            )
 
 
 def test_the_service_project_allows_no_cluster_scoped_kind(argocd: Any) -> None:
@@ -152,6 +120,8 @@ def test_children_sync_automatically_with_retries_and_the_finalizer(argocd: Any)
 
 def test_every_child_refreshes_only_for_its_own_paths(argocd: Any) -> None:
     for name, app in argocd.children.items():
+        if name in argocd.charts():
+            continue
         (source,) = argocd.git_sources(app)
         paths = app["metadata"]["annotations"]["argocd.argoproj.io/manifest-generate-paths"].split(";")
         for path in paths:
@@ -162,57 +132,12 @@ def test_every_child_refreshes_only_for_its_own_paths(argocd: Any) -> None:
                 assert any(p.rstrip("/") in reference for p in paths), f"{name} misses {reference}"
 
 
-def test_the_providers_of_every_custom_resource_sync_first(argocd: Any) -> None:
-    apps = argocd.all_applications()
-    # The wave at which each Application runs, as seen from the root: a chart Application inside a child runs in
-    # that child's wave, and before the child's own objects (its own wave inside the child is lower).
-    child_of = {
-        obj["metadata"]["name"]: child for child, objects in argocd.rendered.items() for obj in objects
-        if obj["kind"] == "Application" and child != "root"
-    }  # fmt: skip
-    for child, objects in argocd.rendered.items():
-        if child == "root":
-            continue
-        for obj in objects:
-            group = _group(obj["apiVersion"])
-            if "." not in group or (group.endswith(".k8s.io") and group not in CRD_PROVIDERS):
-                continue  # built into Kubernetes
-            assert group in CRD_PROVIDERS, f"{child}: no known provider for {group}"
-            provider = CRD_PROVIDERS[group]
-            if provider is None:
-                continue
-            if child_of.get(provider) == child:  # the provider is a chart inside this same child
-                assert argocd.wave(apps[provider]) < argocd.wave(obj), f"{provider} must sync before {obj['kind']}"
-            else:
-                assert argocd.root_wave(provider) < argocd.wave(argocd.children[child]), f"{provider} before {child}"
-
-
-def test_every_namespace_a_child_uses_is_created_by_an_earlier_wave(argocd: Any) -> None:
-    """By an earlier child, or earlier inside the same child (a chart Application beside its namespace)."""
-    created_by = {
-        obj["metadata"]["name"]: (child, obj)
-        for child, objects in argocd.rendered.items()
-        for obj in objects
-        if obj["kind"] == "Namespace"
-    }
-    for name, app in argocd.all_applications().items():
-        if name == "root":
-            continue
-        namespace = app["spec"]["destination"]["namespace"]
-        if namespace in PREEXISTING_NAMESPACES:
-            continue
-        assert namespace in created_by, f"{name} deploys into {namespace}, which nothing creates"
-        creator, namespace_object = created_by[namespace]
-        if any(o["kind"] == "Application" and o["metadata"]["name"] == name for o in argocd.rendered[creator]):
-            assert argocd.wave(namespace_object) < argocd.wave(app), f"{namespace} must exist before {name}"
-        else:
-            assert argocd.wave(argocd.children[creator]) < argocd.root_wave(name), f"{namespace} before {name}"
-
-
-def test_argocd_config_comes_first_and_projects_before_everything(argocd: Any) -> None:
-    waves = {name: argocd.wave(app) for name, app in argocd.children.items()}
-    assert waves["argocd-config"] == min(waves.values())
-    assert all(argocd.wave(project) < min(waves.values()) for project in argocd.projects.values())
+def test_projects_and_argo_cds_configuration_come_before_every_application(argocd: Any) -> None:
+    first = min(argocd.wave(app) for app in argocd.children.values())
+    assert all(argocd.wave(project) < first for project in argocd.projects.values())
+    config = [o for o in argocd.root_objects if o["kind"] == "ConfigMap"]
+    assert {o["metadata"]["name"] for o in config} == {"argocd-cm", "argocd-notifications-cm"}
+    assert all(argocd.wave(o) < first for o in config)
 
 
 def test_the_ui_links_and_labels(argocd: Any) -> None:

@@ -52,3 +52,17 @@ def test_a_tekton_config_is_healthy_once_the_operator_says_ready(health: Callabl
         "message": "Ready is True",
     }
     assert health(kind, conditions(("Ready", "False")))["status"] == "Degraded"
+
+
+def test_an_alertmanager_is_healthy_once_the_operator_says_available(health: Callable[..., dict[str, str]]) -> None:
+    kind = "monitoring.coreos.com_Alertmanager"
+    assert health(kind, {})["status"] == "Progressing"
+
+    def available(status: str, reason: str) -> dict[str, Any]:
+        return {
+            "status": {"conditions": [{"type": "Available", "status": status, "reason": reason, "message": reason}]}
+        }
+
+    assert health(kind, available("True", ""))["status"] == "Healthy"
+    assert health(kind, available("False", "SomePodsNotReady"))["status"] == "Progressing"
+    assert health(kind, available("False", "NoPodReady")) == {"status": "Degraded", "message": "NoPodReady"}

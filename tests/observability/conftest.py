@@ -93,10 +93,10 @@ def start_alertmanager(config_file: Path, folder: Path, port: int) -> subprocess
 
 
 class Stack:
-    """What Argo CD syncs from base/observability."""
+    """What Argo CD syncs from base/observability and its charts' Applications (base/observability/charts)."""
 
     def __init__(self) -> None:
-        self.objects = render(BASE, ROOT)[1]
+        self.objects = render(BASE, ROOT)[1] + render(BASE / "charts", ROOT)[1]
 
     def one(self, kind: str, name: str) -> dict[str, Any]:
         (obj,) = [o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name]

@@ -204,7 +204,8 @@ def test_each_route_attaches_to_its_environments_listener(overlays: dict[str, An
 
 
 def test_each_https_listener_admits_routes_from_one_named_namespace(networking: Any) -> None:
-    """The service's environments and Grafana (observability); no listener admits routes from every namespace."""
+    """The service's environments, Grafana (observability) and GitHub's webhooks (ci-cd); no listener admits routes
+    from every namespace."""
     gateway = networking.one("Gateway")
     admitted = []
     for listener in gateway["spec"]["listeners"]:
@@ -214,7 +215,8 @@ def test_each_https_listener_admits_routes_from_one_named_namespace(networking: 
             admitted.append(namespaces["selector"]["matchLabels"]["kubernetes.io/metadata.name"])
         else:
             assert namespaces["from"] == "Same"
-    assert sorted(admitted) == sorted([*(f"microservice-demo-{env}" for env in ENVIRONMENTS), "observability"])
+    expected = [*(f"microservice-demo-{env}" for env in ENVIRONMENTS), "observability", "ci-cd"]
+    assert sorted(admitted) == sorted(expected)
     assert (
         gateway["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
         == networking.one("ClusterIssuer")["metadata"]["name"]
@@ -234,15 +236,6 @@ def test_the_image_lives_in_a_release_file_of_its_own(overlays: dict[str, Any], 
     assert version == image["newTag"]
     overlay = (ROOT / "overlays" / env / "kustomization.yaml").read_text()
     assert "images:" not in overlay and "sha256" not in overlay, "the overlay itself must not name the image"
-
-
-def test_pinned_chart_versions(networking: Any) -> None:
-    versions = {
-        app["metadata"]["name"]: app["spec"]["source"]["targetRevision"] for app in networking.all("Application")
-    }
-    assert versions == {"envoy-gateway": "v1.8.3", "cert-manager": "v1.18.2"}
-    for app in networking.all("Application"):
-        assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
 
 
 def test_the_deploy_check_runs_after_each_sync_with_the_service_image(overlays: dict[str, Any], env: str) -> None:

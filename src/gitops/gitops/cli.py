@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gitops.admission import PolicyError
+from gitops.bootstrap import run_bootstrap_check
 from gitops.check import report, run_check
 from gitops.diff import WORK_TREE, rendered_diff
 from gitops.git import GitError, git
@@ -35,6 +36,16 @@ def _policy_check(args: argparse.Namespace) -> int:
     result = run_policy_check(repo_root(), [Path(p) for p in args.paths])
     report_policies(result)
     return 0 if result.ok else 1
+
+
+def _bootstrap_check(_: argparse.Namespace) -> int:
+    bootstrap, problems = run_bootstrap_check(repo_root())
+    for problem in problems:
+        print(problem)
+    waves = sorted({child.wave for child in bootstrap.children})
+    verdict = f"{len(problems)} problem(s)" if problems else "it comes up"
+    print(f"bootstrap: {len(bootstrap.children)} Applications in {len(waves)} waves: {verdict}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _entry_points(_: argparse.Namespace) -> int:
@@ -201,6 +212,18 @@ def parser() -> argparse.ArgumentParser:
     roller.add_argument("--push", action="store_true", help="push the branch")
     roller.add_argument("--remote", default="origin")
     roller.set_defaults(run=_rollback)
+
+    walk = commands.add_parser(
+        "bootstrap-check",
+        help="walk the bootstrap on an empty cluster, wave by wave, as Argo CD would sync it",
+        description=(
+            "Start from a cluster with only Argo CD, apply argocd/bootstrap, then walk the root's waves: each "
+            "Application's objects (rendered with kustomize, or from its chart's contract) must be of a kind already "
+            "served, allowed by its project, into a namespace that exists, and able to become healthy. Prints one "
+            "line per problem (wave, Application (file): object: reason) and exits 1 if there is any."
+        ),
+    )
+    walk.set_defaults(run=_bootstrap_check)
 
     listing = commands.add_parser("entry-points", help="list the Kustomize entry points `check` renders")
     listing.set_defaults(run=_entry_points)
