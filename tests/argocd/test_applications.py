@@ -21,6 +21,7 @@ EXPECTED_FOLDERS = {
     "platform-tekton": "tekton/platform",
     "platform-observability": "base/observability",
     "platform-ci-cd": "tekton/ci-cd",
+    "platform-pull-requests": "tekton/pull-requests",
     "microservice-demo-dev": "overlays/dev",
     "microservice-demo-staging": "overlays/staging",
     "microservice-demo-prod": "overlays/prod",

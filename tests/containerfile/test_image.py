@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.process
+pytestmark = [pytest.mark.process, pytest.mark.image]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UID = 10001

@@ -31,3 +31,12 @@ def test_prod_needs_its_owners() -> None:
 def test_dev_and_staging_promotions_need_no_extra_owner() -> None:
     assert _owners("overlays/dev/release/kustomization.yaml") == []
     assert _owners("overlays/staging/release/kustomization.yaml") == []
+
+
+def test_the_platform_paths_need_the_platform_team() -> None:
+    """What builds of main run privileged with push credentials, and what the cluster becomes, needs the platform
+    team's review: a pull request that changes them is reviewed by them before it can run with any credential."""
+    for path in ("tekton/ci-cd/tasks/run-checks.yaml", "tekton/pull-requests/kustomization.yaml", "scripts/test",
+                 ".ci/run", "argocd/root/kustomization.yaml", "base/security/namespaces.yaml",
+                 "policies/kustomization.yaml", ".github/CODEOWNERS", "tools/scanners/pyproject.toml"):  # fmt: skip
+        assert _owners(path) == ["@your-org/platform-team"], path

@@ -19,6 +19,8 @@ PLATFORM = {
     "security-tools",
     "tekton-operator",
     "tekton-pipelines",  # the Tekton Operator's target namespace: created here, adopted by the operator
+    "ci-pull-requests",  # pull requests' checks: untrusted code
+    "argocd",  # Argo CD's own, created by its installation and adopted here (never pruned)
 }
 LEVELS = ["privileged", "baseline", "restricted"]
 
@@ -72,3 +74,10 @@ def test_every_network_policy_is_in_a_namespace_that_exists(
     for obj in everything:
         if obj["kind"] == "NetworkPolicy":
             assert obj["metadata"].get("namespace") in known, obj["metadata"]
+
+
+def test_argo_cds_namespace_is_never_pruned_or_deleted_with_the_application(security: list[dict[str, Any]]) -> None:
+    """Deleting or pruning it would delete Argo CD itself."""
+    (argocd,) = [o for o in security if o["kind"] == "Namespace" and o["metadata"]["name"] == "argocd"]
+    options = argocd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].split(",")
+    assert {"Prune=false", "Delete=false"} <= set(options)

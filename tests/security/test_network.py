@@ -35,6 +35,10 @@ CHART_PODS = {
     "el-github": ("ci-cd", {"eventlistener": "github"}, {"http-listener": 8080}),
     "el-promotion": ("ci-cd", {"eventlistener": "promotion"}, {"http-listener": 8080}),
     "notifications": ("argocd", {"app.kubernetes.io/name": "argocd-notifications-controller"}, {"metrics": 9001}),
+    "argocd-server": ("argocd", {"app.kubernetes.io/name": "argocd-server"}, {"server": 8080}),
+    "pr-check": ("ci-pull-requests", {"tekton.dev/pipelineTask": "checks"}, {}),
+    "eg-controller": ("envoy-gateway-system", {"app.kubernetes.io/name": "gateway-helm",
+                                               "control-plane": "envoy-gateway"}, {"xds": 18000}),
     "coredns": ("kube-system", {"k8s-app": "kube-dns"}, {"dns": 53}),
 }  # fmt: skip
 # The EventListeners' pods carry Triggers' own labels beside `eventlistener: <name>`, and Triggers' core
@@ -235,3 +239,47 @@ def test_githubs_webhooks_reach_the_eventlistener_only_through_the_gateway(conne
     assert connectivity.allows("envoy", "el-github", 8080)
     assert not connectivity.allows("prometheus", "el-github", 8080)
     assert not connectivity.allows("service-prod", "el-github", 8080)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "port"),
+    [
+        ("pr-check", "service-prod", 8080),  # a pull request's code reaches nothing in the cluster
+        ("pr-check", "el-promotion", 8080),
+        ("pr-check", "el-github", 8080),
+        ("pr-check", "prometheus", 9090),
+        ("pr-check", "argocd-server", 8080),
+        ("pr-check", "core-interceptors", 8443),
+        ("pr-check", INTERNET, 6443),  # nor the API server's port
+        ("envoy", INTERNET, 443),  # the internet-facing proxies reach only their routes' backends
+        ("envoy", INTERNET, 6443),
+    ],
+)
+def test_untrusted_and_exposed_pods_reach_nothing_they_do_not_need(
+    connectivity: Connectivity, source: str, destination: str, port: int
+) -> None:
+    assert not connectivity.allows(source, destination, port)
+
+
+def test_what_pull_requests_and_the_gateway_controller_need_is_allowed(connectivity: Connectivity) -> None:
+    assert connectivity.allows("pr-check", INTERNET, 443)  # PyPI, npm, Debian, the fork
+    assert connectivity.allows("pr-check", "coredns", 53, "UDP")
+    assert connectivity.allows("eg-controller", INTERNET, 443)  # the API server
+    assert connectivity.allows("envoy", "eg-controller", 18000)  # xDS
+    assert connectivity.allows("notifications", "el-promotion", 8080)
+
+
+METADATA = "169.254.169.254/32"
+
+
+def test_no_policy_that_opens_the_internet_opens_the_cloud_metadata_endpoint(everything: list[dict[str, Any]]) -> None:
+    """The metadata endpoint hands out the node's cloud credentials: every ipBlock of 0.0.0.0/0 excepts it."""
+    opened = 0
+    for policy in (o for o in everything if o["kind"] == "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                block = peer.get("ipBlock")
+                if block and block["cidr"] == "0.0.0.0/0":
+                    opened += 1
+                    assert METADATA in block.get("except", []), policy["metadata"]
+    assert opened >= 10, "the check saw the policies that open the internet"

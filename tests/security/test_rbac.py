@@ -23,7 +23,10 @@ CAPABILITIES = [
     ("port-forward", "create", "", "pods/portforward"),
     ("run pipelines", "create", "tekton.dev", "pipelineruns"),
 ]
+# Tekton Triggers' own roles for EventListeners: the cluster-wide one reads every Secret, the namespaced one
+# impersonates every ServiceAccount of its namespace (config/200-clusterrole.yaml@tektoncd/triggers v0.37.0).
 UPSTREAM_ROLES = {"tekton-triggers-eventlistener-roles", "tekton-triggers-eventlistener-clusterroles"}
+EVENTLISTENER = ("ServiceAccount", "tekton-triggers")
 
 
 class Rbac:
@@ -140,12 +143,37 @@ def test_nobody_changes_staging_or_prod_by_hand(rbac: Rbac) -> None:
                     assert not rbac.can(subject, verb, group, resource, namespace), (subject, verb, resource, namespace)
 
 
-def test_the_pipeline_has_no_api_access_and_triggers_only_upstream_roles(rbac: Rbac) -> None:
-    """The PipelineRuns' ServiceAccount needs nothing from the API (its tasks get Secrets as workspaces); the
-    EventListeners' one is bound to Tekton Triggers' own roles, which create PipelineRuns."""
-    bound = [b for b in rbac.bindings for s in b.get("subjects", []) if s["kind"] == "ServiceAccount"]
-    assert all(s["name"] != "pipeline" for b in bound for s in b["subjects"] if s["kind"] == "ServiceAccount")
-    assert {b["roleRef"]["name"] for b in bound} == UPSTREAM_ROLES
+def test_the_pipelines_have_no_api_access(rbac: Rbac) -> None:
+    """The PipelineRuns' ServiceAccounts need nothing from the API: their tasks get Secrets as workspaces or
+    environment variables, and Chains reads the pushing run's imagePullSecrets itself."""
+    bound = {(s["kind"], s["name"]) for b in rbac.bindings for s in b.get("subjects", [])}
+    for account in ("pipeline", "image-pusher", "pull-request"):
+        assert ("ServiceAccount", account) not in bound, account
+
+
+def test_the_eventlisteners_read_no_secret_and_impersonate_nobody(rbac: Rbac) -> None:
+    """Not Tekton Triggers' own roles: only what an EventListener does (read its Triggers objects, the cluster
+    interceptors and bindings; create PipelineRuns; record events)."""
+    bound = [b for b in rbac.bindings if EVENTLISTENER[1] in {s["name"] for s in b.get("subjects", [])}]
+    assert bound, "the EventListeners' ServiceAccount is bound to something"
+    assert not {b["roleRef"]["name"] for b in bound} & UPSTREAM_ROLES
+    for namespace in [*COLUMNS[:5], ELSEWHERE, "ci-pull-requests", None]:
+        for verb in ("get", "list", "watch"):
+            assert not rbac.can(EVENTLISTENER, verb, "", "secrets", namespace), (verb, namespace)
+        assert not rbac.can(EVENTLISTENER, "impersonate", "", "serviceaccounts", namespace), namespace
+    assert rbac.can(EVENTLISTENER, "create", "tekton.dev", "pipelineruns", "ci-cd")
+    assert rbac.can(EVENTLISTENER, "create", "tekton.dev", "pipelineruns", "ci-pull-requests")
+    assert not rbac.can(EVENTLISTENER, "create", "tekton.dev", "pipelineruns", ELSEWHERE)
+    assert rbac.can(EVENTLISTENER, "list", "triggers.tekton.dev", "clusterinterceptors", None)
+
+
+def test_no_person_creates_pipeline_or_task_runs_or_pods_where_the_credentials_are(rbac: Rbac) -> None:
+    """A PipelineRun names its ServiceAccount and may carry its own steps: whoever creates one in ci-cd runs any
+    code as the ServiceAccounts that hold the git and registry credentials. Re-runs go through the webhook."""
+    groups = {(s["kind"], s["name"]) for b in rbac.bindings for s in b.get("subjects", []) if s["kind"] == "Group"}
+    for group in groups:
+        for resource, api in (("pipelineruns", "tekton.dev"), ("taskruns", "tekton.dev"), ("pods", "")):
+            assert not rbac.can(group, "create", api, resource, "ci-cd"), (group, resource)
 
 
 def test_the_write_role_is_bound_in_dev_only(rbac: Rbac) -> None:
