@@ -179,3 +179,36 @@ def test_no_person_creates_pipeline_or_task_runs_or_pods_where_the_credentials_a
 def test_the_write_role_is_bound_in_dev_only(rbac: Rbac) -> None:
     operators = [b for b in rbac.bindings if b["roleRef"]["name"] == "platform:namespace-operator"]
     assert [(b["kind"], b["metadata"]["namespace"]) for b in operators] == [("RoleBinding", "microservice-demo-dev")]
+
+
+def test_the_security_auditor_reads_everything_read_only_people_read_and_more(rbac: Rbac) -> None:
+    auditor, reader = ("Group", "oidc:security-auditors"), ("Group", "oidc:read-only")
+    read_only = rbac.roles[("ClusterRole", "", "platform:read-only")]["rules"]
+    for rule in read_only:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert rbac.can(auditor, "list", group, resource, ELSEWHERE), (group, resource)
+    for group, resource in (("rbac.authorization.k8s.io", "clusterrolebindings"),
+                            ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+                            ("aquasecurity.github.io", "clustervulnerabilityreports"),
+                            ("aquasecurity.github.io", "sbomreports")):  # fmt: skip
+        assert rbac.can(auditor, "list", group, resource, ELSEWHERE), resource
+        assert not rbac.can(reader, "list", group, resource, ELSEWHERE), resource
+
+
+def test_the_role_model_is_complete(rbac: Rbac) -> None:
+    """Eight roles: read-only, developer, QA tester, DevOps engineer, SRE, security auditor, platform admin, and
+    each environment's owners."""
+    groups = {s["name"] for b in rbac.bindings for s in b.get("subjects", []) if s["kind"] == "Group"}
+    assert groups == {
+        "oidc:read-only", "oidc:developers", "oidc:qa-testers", "oidc:platform-devops", "oidc:platform-sre",
+        "oidc:security-auditors", "oidc:platform-admins",
+        *(f"oidc:microservice-demo-{env}-admins" for env in ("dev", "staging", "prod")),
+    }  # fmt: skip
+    admin = ("Group", "oidc:platform-admins")
+    assert rbac.can(admin, "patch", "", "nodes", None) and rbac.can(admin, "create", "", "pods/eviction", ELSEWHERE)
+    for namespace in ("observability", "ci-cd", "argocd", "tekton-pipelines"):
+        assert rbac.can(admin, "delete", "", "pods", namespace), namespace
+    for verb in ("create", "update", "patch", "delete"):
+        assert not rbac.can(admin, verb, "rbac.authorization.k8s.io", "clusterrolebindings", None), verb
+        assert not rbac.can(admin, verb, "", "pods", "microservice-demo-prod"), verb
