@@ -23,11 +23,26 @@ class Compliant:
     def __init__(self) -> None:
         prod = render(ROOT / "overlays" / "prod", ROOT)[1]
         root = render(ROOT / "argocd" / "root", ROOT)[1]
+        networking = render(ROOT / "base" / "networking", ROOT)[1]
+        deployment = next(o for o in prod if o["kind"] == "Deployment")
         self._objects = {
-            "Deployment": next(o for o in prod if o["kind"] == "Deployment"),
+            "Deployment": deployment,
             "Service": next(o for o in prod if o["kind"] == "Service"),
             "HTTPRoute": next(o for o in prod if o["kind"] == "HTTPRoute"),
             "Application": next(o for o in root if o["kind"] == "Application"),
+            # The platform's Gateway, envoy-gateway-system/public.
+            "Gateway": next(o for o in networking if o["kind"] == "Gateway"),
+            # A bare Pod: the Deployment's pod template with the Deployment's labels, and no owner.
+            "Pod": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "microservice-demo-bare",
+                    "namespace": deployment["metadata"]["namespace"],
+                    "labels": deployment["metadata"]["labels"],
+                },
+                "spec": deployment["spec"]["template"]["spec"],
+            },
         }
 
     def __call__(self, kind: str, namespace: str | None = None) -> dict[str, Any]:

@@ -138,14 +138,29 @@ def test_dev_warns_where_staging_and_prod_deny(
         assert decision.actions == ("Deny", "Audit")
 
 
+# The exposure policies, bound in every namespace (a binding without namespaceSelector): a way into the cluster is one
+# wherever it is made.
+EVERYWHERE = {"service-type-cluster-ip", "no-ingress", "httproute-platform-gateway"}
+
+
 def test_objects_outside_the_bindings_scope_are_not_judged(
     compliant: Any, judge: Callable[..., PolicyCheckResult]
 ) -> None:
-    outside = [_broken(compliant, policy, "some-other-team") for policy in sorted(BREAKERS)]
+    outside = [_broken(compliant, policy, "some-other-team") for policy in sorted(BREAKERS) if policy not in EVERYWHERE]
     outside = [o for o in outside if o["kind"] != "Application"]
     application = _broken(compliant, "argocd-application-project", PROD)
     application["metadata"]["namespace"] = "some-other-team"
     assert judge(*outside, application).decisions == []
+    everywhere = [_broken(compliant, policy, "some-other-team") for policy in sorted(EVERYWHERE)]
+    assert sorted(d.policy for d in judge(*everywhere).decisions) == sorted(EVERYWHERE)
+
+
+def test_the_policies_bound_everywhere_are_the_exposure_policies() -> None:
+    """Every namespace but kube-system, the provider's (its add-ons manage their own Services there)."""
+    everywhere = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                        "values": ["kube-system"]}]}  # fmt: skip
+    bound = {b.policy for b in load_policies(ROOT).bindings if b.match_resources.get("namespaceSelector") == everywhere}
+    assert bound == EVERYWHERE
 
 
 def test_a_cluster_namespace_label_decides_not_the_name_alone(judge: Callable[..., PolicyCheckResult]) -> None:
