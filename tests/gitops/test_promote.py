@@ -67,7 +67,7 @@ def test_the_whole_path_from_dev_to_prod(work: Path) -> None:
     assert pull_request.startswith(f"# Promote microservice-demo@{digest(2)[:19]} to staging")
     assert f"| before | `{IMAGE_1}` |" in pull_request
     assert f"| after | `{IMAGE_2}` |" in pull_request
-    assert "- `gitops policy-check overlays/staging`: ok (12 admission policies" in pull_request
+    assert "- `gitops policy-check overlays/staging`: ok (13 admission policies" in pull_request
     commits = pull_request.split("### Source commits this image brings")[1].split("###")[0]
     assert f"{second[:7]} Fix the greeting's punctuation" in commits
     assert f"{third[:7]} Log the caller" in commits
