@@ -10,11 +10,12 @@ from typing import Any, TextIO
 
 import yaml
 
-from gitops.admission import Decision, PolicyError, PolicySet
+from gitops.admission import ARGO_CD, Cluster, Decision, PolicyError, PolicySet, Request
 from gitops.render import RenderError, render
 from gitops.repository import entry_points, relative_name
 
 POLICIES = "policies"
+# Where the cluster-wide objects the judgement needs are declared: Namespaces (and their labels) and LimitRanges.
 NAMESPACES = Path("base") / "security"
 
 
@@ -72,21 +73,22 @@ def load_policies(root: Path) -> PolicySet:
     return PolicySet.load(render(root / POLICIES, root)[1])
 
 
-def run_policy_check(root: Path, paths: Sequence[Path] = ()) -> PolicyCheckResult:
+def run_policy_check(root: Path, paths: Sequence[Path] = (), request: Request = ARGO_CD) -> PolicyCheckResult:
+    """Judge the manifests at `paths` (by default, every entry point) as `request` brings them to the API server: by
+    default, a CREATE by Argo CD's application controller."""
     policies = load_policies(root)
     inputs = list(_inputs(paths, root))
-    # Namespace labels, as the cluster will have them: the repository's Namespaces (rendered again only if they are
-    # not among the inputs already), and any among the inputs.
+    # The cluster as it will be: the repository's Namespaces (their labels) and LimitRanges (their defaults for Pods),
+    # rendered again only if they are not among the inputs already, and any Namespaces, LimitRanges and
+    # CustomResourceDefinitions among the inputs.
     declared = [] if relative_name(root / NAMESPACES, root) in dict(inputs) else render(root / NAMESPACES, root)[1]
-    namespaces = {
-        obj["metadata"]["name"]: obj
-        for obj in [*declared, *(o for _, objects in inputs for o in objects)]
-        if obj.get("kind") == "Namespace"
-    }
+    known = [*declared, *(o for _, objects in inputs for o in objects)]
+    namespaces = {obj["metadata"]["name"]: obj for obj in known if obj.get("kind") == "Namespace"}
+    cluster = Cluster.of(known)
     result = PolicyCheckResult([s for s, _ in inputs], sum(len(o) for _, o in inputs), len(policies.policies))
     for source, objects in inputs:
         for obj in objects:
-            result.decisions += policies.judge(obj, source, namespaces)
+            result.decisions += policies.judge(obj, source, namespaces, request, cluster)
     return result
 
 
@@ -104,4 +106,4 @@ def report(result: PolicyCheckResult, out: TextIO | None = None) -> None:
     )
 
 
-__all__ = ["PolicyCheckResult", "PolicyError", "load_policies", "report", "run_policy_check"]
+__all__ = ["PolicyCheckResult", "PolicyError", "Request", "load_policies", "report", "run_policy_check"]
