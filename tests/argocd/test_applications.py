@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitops.admission import CLUSTER_SCOPED
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
@@ -26,11 +27,6 @@ EXPECTED_FOLDERS = {
     "microservice-demo-staging": "overlays/staging",
     "microservice-demo-prod": "overlays/prod",
 }
-CLUSTER_SCOPED = {
-    "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration", "GatewayClass", "ClusterIssuer", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "TektonConfig",
-}  # fmt: skip
 
 
 def _group(api_version: str) -> str:
@@ -103,7 +99,11 @@ def test_no_object_is_rendered_by_two_applications(argocd: Any) -> None:
     for name, objects in argocd.rendered.items():
         default_namespace = "argocd" if name == "root" else argocd.children[name]["spec"]["destination"]["namespace"]
         for obj in objects:
-            namespace = "" if obj["kind"] in CLUSTER_SCOPED else obj["metadata"].get("namespace", default_namespace)
+            namespace = (
+                ""
+                if (_group(obj["apiVersion"]), obj["kind"]) in CLUSTER_SCOPED
+                else obj["metadata"].get("namespace", default_namespace)
+            )
             key = (_group(obj["apiVersion"]), obj["kind"], namespace, obj["metadata"]["name"])
             assert key not in owner, f"{key} is rendered by both {owner.get(key)} and {name}"
             owner[key] = name

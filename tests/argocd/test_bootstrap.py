@@ -148,5 +148,5 @@ def test_gitops_bootstrap_check_names_the_wave_the_application_its_file_the_obje
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert (
         "wave -6, platform-networking (base/networking): GatewayClass.gateway.networking.k8s.io "
-        "envoy-gateway-system/envoy-gateway: GatewayClass.gateway.networking.k8s.io is not served yet"
+        "envoy-gateway: GatewayClass.gateway.networking.k8s.io is not served yet"  # cluster-scoped: no namespace
     ) in broken.stdout

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from gitops.admission import CLUSTER_SCOPED
 from gitops.contracts import Contract, load_contracts
 from gitops.render import render
 from gitops.repository import RepositoryError
@@ -50,13 +51,6 @@ BUILT_IN_GROUPS = {
 ARGO_CD_KINDS = {"Application.argoproj.io", "AppProject.argoproj.io", "ApplicationSet.argoproj.io"}
 # The namespaces a new cluster has, and Argo CD's own.
 INITIAL_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease", "argocd"}
-# Built-in kinds that have no namespace.
-CLUSTER_SCOPED_BUILT_IN = {
-    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass",
-    "APIService", "CSIDriver",
-}  # fmt: skip
 HEALTH_PREFIX = "resource.customizations.health."
 BOOTSTRAP = Path("argocd") / "bootstrap"
 # The Secrets that never come from git (docs/syncing.md, step 3): name, namespace, keys, who reads them.
@@ -151,7 +145,7 @@ def entries_of(objects: Iterable[dict[str, Any]], destination: str, cluster_scop
     entries = []
     for obj in objects:
         kind = kind_of(obj)
-        namespace = "" if obj["kind"] in cluster_scoped else obj["metadata"].get("namespace") or destination
+        namespace = "" if kind in cluster_scoped else obj["metadata"].get("namespace") or destination
         entries.append(Entry(kind, namespace, obj["metadata"]["name"], _skips_dry_run(obj)))
     return entries
 
@@ -187,8 +181,10 @@ class Bootstrap:
         self.repo_url: str = root_app["spec"]["source"]["repoURL"]
         self.root_objects = render(root / root_app["spec"]["source"]["path"], root)[1]
         self.projects = {o["metadata"]["name"]: o["spec"] for o in self.root_objects if o["kind"] == "AppProject"}
-        self.cluster_scoped = CLUSTER_SCOPED_BUILT_IN | {
-            kind.split(".")[0] for c in self.contracts.values() for kind in c.renders["clusterScoped"]
+        # Kinds without a namespace: the API server's and the platform's CRDs' (gitops.admission's table), and
+        # those the charts' contracts list.
+        self.cluster_scoped = {f"{kind}.{group}" if group else kind for group, kind in CLUSTER_SCOPED} | {
+            kind for c in self.contracts.values() for kind in c.renders["clusterScoped"]
         }
         root_entries = entries_of(self.root_objects, "argocd", self.cluster_scoped)
         self.root_app = Application(root_app, root_app["spec"]["source"]["path"], root_entries, self.root_objects)
