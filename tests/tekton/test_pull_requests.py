@@ -12,7 +12,7 @@ import pytest
 import yaml
 from celpy import celtypes
 from gitops.render import render
-from gitops.repository import entry_points, repo_root
+from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
 NAMESPACE = "ci-pull-requests"
@@ -51,13 +51,7 @@ def test_pull_request_runs_are_created_in_their_own_namespace_as_a_serviceaccoun
     assert not account.get("secrets") and not account.get("imagePullSecrets"), "Tekton would inject them"
     assert account["automountServiceAccountToken"] is False
     assert run_template["spec"]["timeouts"]["pipeline"], "a run ends"
-
-
-def test_no_role_is_bound_to_the_pull_request_serviceaccount() -> None:
-    everything = [o for folder in entry_points(ROOT) for o in render(folder, ROOT)[1]]
-    for binding in (o for o in everything if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
-        for subject in binding.get("subjects", []):
-            assert (subject.get("namespace"), subject["name"]) != (NAMESPACE, "pull-request"), binding["metadata"]
+    # No Role is bound to it either: tests/security/test_rbac.py, test_the_pipelines_have_no_api_access.
 
 
 def _tasks(objects: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
