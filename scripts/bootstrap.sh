@@ -96,3 +96,7 @@ ensure_expr_eval() {
             go build -o "$binary" ./tools/expr-eval)
     fi
 }
+
+# ensure_prometheus3: Prometheus 3 and Alertmanager 0.33 from Debian sid into .tools/prometheus3, without root.
+# shellcheck source=scripts/prometheus3.sh
+source "$REPO_ROOT/scripts/prometheus3.sh"

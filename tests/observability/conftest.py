@@ -24,9 +24,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests import their PromQL 
 ROOT = repo_root(Path(__file__))
 BASE = ROOT / "base" / "observability"
 RULE_TESTS = Path(__file__).parent / "rules"
-# Series that do not come from the service, so no scrape here can show them; each is named by the component of
-# kube-prometheus-stack that exports it.
+# Series that do not come from the service, so no scrape of it can show them; each is named by what exports it
+# (tests/observability/edge_proxy.py exports the Gateway's two in the end-to-end tests).
 PLATFORM_METRICS = {
+    "envoy_cluster_upstream_rq_xx": "the Gateway's Envoy proxies (PodMonitor envoy-proxies, base/networking)",
+    "envoy_cluster_upstream_rq_total": "the Gateway's Envoy proxies (PodMonitor envoy-proxies, base/networking)",
+    "loki_write_dropped_entries_total": "Alloy's loki.write (ServiceMonitor alloy)",
+    "otelcol_receiver_refused_spans_total": "Alloy's otelcol.receiver.otlp (ServiceMonitor alloy)",
+    "otelcol_exporter_send_failed_spans_total": "Alloy's otelcol.exporter.otlp (ServiceMonitor alloy)",
+    "tempo_discarded_spans_total": "Tempo (ServiceMonitor tempo)",
+    "loki_request_duration_seconds_count": "Loki's HTTP server (ServiceMonitor loki)",
     "up": "Prometheus itself, one series per scrape target",
     "kube_deployment_spec_replicas": "kube-state-metrics (deployment metrics)",
     "kube_pod_container_resource_limits": "kube-state-metrics (pod metrics)",
@@ -40,12 +47,24 @@ PLATFORM_METRICS = {
 }
 
 
-def require_tool(name: str) -> str:
-    """The path of promtool, amtool, prometheus or prometheus-alertmanager (Debian's prometheus and
-    prometheus-alertmanager packages, which ./scripts/test installs as root)."""
-    path = shutil.which(name)
-    if path is None:
+# Prometheus 3 and Alertmanager 0.33 (the chart runs Prometheus v3.14.0 and Alertmanager v0.34.0): Debian sid's
+# builds, unpacked by scripts/prometheus3.sh. Prometheus 2.42 and Alertmanager 0.25: Debian bookworm's packages,
+# which ./scripts/test installs as root. The rules are tested on both (docs/observability.md says why).
+PROMETHEUS3_BIN = ROOT / ".tools" / "prometheus3" / "usr" / "bin"
+PROMETHEUS3_TEMPLATES = ROOT / ".tools" / "prometheus3" / "usr" / "share" / "prometheus" / "alertmanager"
+PROMETHEUS_MAJORS = (2, 3)
+
+
+def require_tool(name: str, major: int = 3) -> str:
+    """The path of promtool, amtool, prometheus or prometheus-alertmanager: by default the Prometheus 3 family
+    from .tools/prometheus3, with major=2 Debian bookworm's."""
+    if major == 3:
+        path: str | None = str(PROMETHEUS3_BIN / name) if (PROMETHEUS3_BIN / name).is_file() else None
+        message = f"{name} is missing from {PROMETHEUS3_BIN}: run ./scripts/test (scripts/prometheus3.sh)"
+    else:
+        path = shutil.which(name)
         message = f"{name} is missing: run ./scripts/test as root (it installs Debian's prometheus packages)"
+    if path is None:
         if os.environ.get("CI") == "true" or os.geteuid() == 0:
             pytest.fail(message)
         pytest.skip(message)
@@ -75,12 +94,21 @@ def wait_ready(url: str, log: Path, timeout: float = 30) -> None:
 
 
 def start_alertmanager(config_file: Path, folder: Path, port: int) -> subprocess.Popen[bytes]:
-    """Debian's Alertmanager on loopback with this config, alone (no cluster peers); its log in folder."""
+    """Alertmanager 0.33 on loopback with this config, alone (no cluster peers); its log in folder.
+
+    Debian's build reads its default notification templates from the system's /usr/share/prometheus, where
+    bookworm's 0.25 package keeps older ones (no slack.default.color, for one); the config it is given here also
+    names its own, which define the same templates after them. The deployed Alertmanager (the chart's image) has its
+    own built in, so the repository's config names none."""
+    config = yaml.safe_load(config_file.read_text())
+    config["templates"] = [*config.get("templates", []), str(PROMETHEUS3_TEMPLATES / "*.tmpl")]
+    effective = folder / "alertmanager.effective.yaml"
+    effective.write_text(yaml.safe_dump(config, sort_keys=False))
     log = folder / "alertmanager.log"
     process = subprocess.Popen(
         [
             require_tool("prometheus-alertmanager"),
-            f"--config.file={config_file}",
+            f"--config.file={effective}",
             f"--storage.path={folder / 'alertmanager'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",

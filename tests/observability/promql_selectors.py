@@ -28,7 +28,7 @@ class Selector:
 def expand(expression: str) -> str:
     for variable, value in GRAFANA_VARIABLES.items():
         expression = expression.replace(variable, value)
-    leftover = re.findall(r"\$\w+", expression)
+    leftover = re.findall(r"\$[A-Za-z_]\w*", expression)  # not "$1", a label_replace group
     assert not leftover, f"unknown Grafana variables {leftover} in {expression}"
     return expression
 

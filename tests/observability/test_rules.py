@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, RULE_TESTS, Stack, require_tool
+from conftest import PROMETHEUS_MAJORS, ROOT, RULE_TESTS, Stack, require_tool
 
 RUNBOOKS = "https://github.com/your-org/microservice-demo/blob/main/"
 SEVERITIES = {"critical", "warning"}  # page and ticket (base/observability/alertmanager/alertmanager.yaml)
@@ -20,8 +20,9 @@ def _unit_tests() -> list[Path]:
     return sorted(RULE_TESTS.glob("*.test.yaml"))
 
 
-def test_promtool_checks_every_rule_file(rule_files: dict[str, Path]) -> None:
-    promtool = require_tool("promtool")
+@pytest.mark.parametrize("major", PROMETHEUS_MAJORS, ids=lambda m: f"prometheus-{m}")
+def test_promtool_checks_every_rule_file(rule_files: dict[str, Path], major: int) -> None:
+    promtool = require_tool("promtool", major)
     result = subprocess.run(
         [promtool, "check", "rules", *map(str, rule_files.values())], capture_output=True, text=True
     )
@@ -47,11 +48,14 @@ def test_each_prometheus_rule_has_its_unit_tests(rule_files: dict[str, Path]) ->
         assert yaml.safe_load(path.read_text())["rule_files"] == [f"{path.name.removesuffix('.test.yaml')}.rules.yaml"]
 
 
+@pytest.mark.parametrize("major", PROMETHEUS_MAJORS, ids=lambda m: f"prometheus-{m}")
 @pytest.mark.parametrize("unit_tests", _unit_tests(), ids=lambda p: p.name)
 def test_promtool_unit_tests_pass_on_the_deployed_rules(
-    unit_tests: Path, rule_files: dict[str, Path], tmp_path: Path
+    unit_tests: Path, rule_files: dict[str, Path], tmp_path: Path, major: int
 ) -> None:
-    promtool = require_tool("promtool")
+    """The same cases, the same expected values, on Prometheus 2 and 3: where Prometheus 3 reads a rule
+    differently (left-open range selectors, float `le` values), a case would fail on one of them."""
+    promtool = require_tool("promtool", major)
     shutil.copy(unit_tests, tmp_path / unit_tests.name)
     name = unit_tests.name.removesuffix(".test.yaml")
     shutil.copy(rule_files[name], tmp_path / rule_files[name].name)
@@ -105,7 +109,8 @@ def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook(stack:
         assert rule["labels"]["severity"] in SEVERITIES, name
         annotations: dict[str, Any] = rule["annotations"]
         assert {"summary", "description", "runbook_url"} <= set(annotations), name
-        assert "{{ $labels.namespace }}" in annotations["summary"], f"{name}: the summary names the environment"
+        if name.startswith("MicroserviceDemo"):  # one per environment; the pipeline's are all in observability
+            assert "{{ $labels.namespace }}" in annotations["summary"], f"{name}: the summary names the environment"
         url = annotations["runbook_url"]
         assert url.startswith(RUNBOOKS), name
         runbook = ROOT / url.removeprefix(RUNBOOKS)
