@@ -28,10 +28,11 @@ INTERNET = "internet"
 CHART_PODS = {
     "prometheus": ("observability", {"app.kubernetes.io/name": "prometheus"}, {"web": 9090}),
     "grafana": ("observability", {"app.kubernetes.io/name": "grafana"}, {"grafana": 3000}),
-    "alloy": ("observability", {"app.kubernetes.io/name": "alloy"}, {"otlp-http": 4318}),
+    "alloy": ("observability", {"app.kubernetes.io/name": "alloy"}, {"otlp-http": 4318, "otlp-grpc": 4317}),
     "alertmanager": ("observability", {"app.kubernetes.io/name": "alertmanager"}, {"web": 9093}),
-    "envoy": ("envoy-gateway-system", {"app.kubernetes.io/name": "envoy",
-                                       "app.kubernetes.io/managed-by": "envoy-gateway"}, {"https": 10443}),
+    "envoy": ("envoy-gateway-system", {"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
+                                       "app.kubernetes.io/managed-by": "envoy-gateway"},
+              {"https": 10443, "metrics": 19001}),
     "el-github": ("ci-cd", {"eventlistener": "github"}, {"http-listener": 8080}),
     "el-promotion": ("ci-cd", {"eventlistener": "promotion"}, {"http-listener": 8080}),
     "notifications": ("argocd", {"app.kubernetes.io/name": "argocd-notifications-controller"}, {"metrics": 9001}),
@@ -180,6 +181,8 @@ def connectivity(tmp_path_factory: pytest.TempPathFactory, everything: list[dict
         ("prometheus", "service-prod", 8080),
         ("prometheus", "alertmanager", 9093),
         ("service-prod", "alloy", 4318),  # OTLP traces
+        ("envoy", "alloy", 4317),  # the proxies' access logs and spans (OTLP/gRPC)
+        ("prometheus", "envoy", 19001),  # the proxies' stats: the availability SLI
         ("service-prod", "coredns", 53),
         ("check-prod", "service-prod", 8080),  # the post-deploy check
         ("grafana", "prometheus", 9090),
@@ -207,6 +210,8 @@ def test_what_the_system_needs_is_allowed(connectivity: Connectivity, source: st
         ("el-github", "service-prod", 8080),
         ("envoy", "alloy", 4318),  # the proxies reach only the routes' backends
         ("envoy", "prometheus", 9090),
+        ("grafana", "envoy", 19001),  # only Prometheus reads the proxies' stats
+        ("service-prod", "envoy", 19001),
         ("prometheus", "el-promotion", 8080),  # only Argo CD's notifications start a promotion
         ("el-github", "el-promotion", 8080),
         ("service-prod", "el-promotion", 8080),
