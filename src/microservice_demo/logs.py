@@ -4,6 +4,10 @@ Production format is one flat JSON object per line on stdout with ``timestamp``,
 ``logger``, ``trace_id`` and ``span_id`` (lower-case hex, as OpenTelemetry describes for non-OTLP logs), plus
 whatever fields the call bound (the access line binds the request's). Local format is readable text.
 
+A line carries trace ids only if its span is sampled (exported), and the span is then marked with
+``LOG_LINKED_ATTRIBUTE``: the collector's tail sampling keeps every trace so marked
+(base/observability/charts/alloy.application.yaml), so a link from a log line always leads to a stored trace.
+
 loguru's own ``serialize=True`` nests everything under ``record`` and costs more per line than the request
 it describes; the sink below writes the flat object with msgspec instead (no library does that for loguru).
 """
@@ -23,6 +27,8 @@ from opentelemetry import trace
 if TYPE_CHECKING:
     from loguru import Message, Record
 
+LOG_LINKED_ATTRIBUTE = "microservice_demo.log.linked"
+
 _encoder = msgspec.json.Encoder()
 # Local, readable: the request fields an access line carries are in its message already.
 _TEXT_FORMAT = (
@@ -32,13 +38,16 @@ _TEXT_FORMAT = (
 
 def _add_trace_context(record: Record) -> None:
     """Patcher: name the logger (the standard library's, for intercepted records) and stamp the active span's ids
-    on every record, or leave them out outside a span."""
+    on every record written inside a sampled span, marking the span so its trace is kept; outside a span, or in
+    one that is not sampled (never exported), leave them out."""
     extra = record["extra"]
     extra.setdefault("logger_name", record["name"])
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
+    span = trace.get_current_span()
+    context = span.get_span_context()
+    if context.is_valid and context.trace_flags.sampled:
         extra["trace_id"] = format(context.trace_id, "032x")
         extra["span_id"] = format(context.span_id, "016x")
+        span.set_attribute(LOG_LINKED_ATTRIBUTE, True)
 
 
 class JsonSink:

@@ -7,9 +7,12 @@ import json
 import logging
 
 from loguru import logger
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-from microservice_demo.logs import configure_logging
+from microservice_demo.logs import LOG_LINKED_ATTRIBUTE, configure_logging
 
 
 def test_json_lines_are_flat_with_trace_context() -> None:
@@ -30,6 +33,29 @@ def test_json_lines_are_flat_with_trace_context() -> None:
     assert first["timestamp"].endswith("Z")
     assert second["level"] == "WARNING"
     assert "trace_id" not in second
+
+
+def test_a_line_links_only_to_a_trace_that_is_exported_and_marks_it_to_be_kept() -> None:
+    """A line in a sampled span carries its ids and marks the span for the collector's tail sampling; a line in a
+    span that is not sampled (never exported) carries no trace id, so it links to nothing rather than to nothing
+    stored."""
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    exported = InMemorySpanExporter()
+    sampled = TracerProvider()
+    sampled.add_span_processor(SimpleSpanProcessor(exported))
+    with sampled.get_tracer("test").start_as_current_span("logged"):
+        logger.error("a 5xx")
+    with sampled.get_tracer("test").start_as_current_span("quiet"):
+        pass
+    with TracerProvider(sampler=ALWAYS_OFF).get_tracer("test").start_as_current_span("unsampled"):
+        logger.error("not sampled")
+    linked, unlinked = (json.loads(line) for line in stream.getvalue().splitlines())
+    spans: dict[str, ReadableSpan] = {span.name: span for span in exported.get_finished_spans()}
+    assert linked["trace_id"] == format(spans["logged"].context.trace_id, "032x")
+    assert spans["logged"].attributes == {LOG_LINKED_ATTRIBUTE: True}
+    assert spans["quiet"].attributes == {}
+    assert "trace_id" not in unlinked and "span_id" not in unlinked
 
 
 def test_errors_carry_the_exception() -> None:
