@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,16 +108,23 @@ class Connectivity:
 
     @staticmethod
     def _selects(entry: str, pod: str, labels: dict[str, str]) -> bool:
-        """nca names a group of pods by name, by `*`, or, when a label selects exactly that group, by `key=value`
-        (comma-separated); anything else is a form this reading does not know, and fails loudly."""
+        """nca names a group of pods by name, by `*`, or by a label selector that picks exactly that group: terms
+        `key=value`, `key!=value`, `has(key)` and `!has(key)`, joined by "," or " and " (which form it picks
+        depends on the pods it groups); anything else is a form this reading does not know, and fails loudly."""
         if entry in ("*", pod):
             return True
-        if "=" not in entry:
+        if re.fullmatch(r"[\w.-]+", entry):  # another pod's name
             return False
-        pairs = [part.split("=", 1) for part in entry.split(",")]
-        if any(len(pair) != 2 or not pair[0] or pair[0].startswith("!") for pair in pairs):
-            raise AssertionError(f"nca named pods by a selector this test cannot read: {entry}")
-        return all(labels.get(key.strip()) == value.strip() for key, value in pairs)
+        results = []
+        for term in re.split(r",| and ", entry):
+            term = term.strip()
+            if match := re.fullmatch(r"(!?)has\(([\w./-]+)\)", term):
+                results.append((match[2] in labels) != bool(match[1]))
+            elif match := re.fullmatch(r"([\w./-]+)\s*(!?=)\s*(\S+)", term):
+                results.append((labels.get(match[1]) == match[3]) == (match[2] == "="))
+            else:
+                raise AssertionError(f"nca named pods by a selector this test cannot read: {entry}")
+        return all(results)
 
     def _ends(self, rule: dict[str, Any], side: str) -> Iterator[str]:
         if f"{side}_ip_block" in rule:
@@ -288,3 +296,23 @@ def test_no_policy_that_opens_the_internet_opens_the_cloud_metadata_endpoint(eve
                     opened += 1
                     assert METADATA in block.get("except", []), policy["metadata"]
     assert opened >= 10, "the check saw the policies that open the internet"
+
+
+@pytest.mark.parametrize(
+    ("entry", "selected"),
+    [
+        ("app.kubernetes.io/name=prometheus", True),
+        ("!has(app.kubernetes.io/component) and app.kubernetes.io/name=prometheus", True),
+        ("has(app.kubernetes.io/component)", False),
+        ("app.kubernetes.io/name=prometheus, app.kubernetes.io/component!=proxy", True),
+        ("app.kubernetes.io/name=envoy", False),
+    ],
+)
+def test_ncas_pod_group_names_are_read_as_selectors(entry: str, selected: bool) -> None:
+    """nca picks among equivalent names for a group of pods by the set it groups, so every form is read."""
+    assert Connectivity._selects(entry, "prometheus", {"app.kubernetes.io/name": "prometheus"}) is selected
+
+
+def test_an_unknown_selector_form_fails_loudly() -> None:
+    with pytest.raises(AssertionError, match="cannot read"):
+        Connectivity._selects("app.kubernetes.io/name in (a, b)", "prometheus", {})
