@@ -4,7 +4,7 @@
 #   .tools/prometheus3/usr/bin/{prometheus,promtool,prometheus-alertmanager,amtool}
 # Bookworm's packages (the machine's /usr/bin/promtool) stay Prometheus 2.42 and Alertmanager 0.25; the cluster
 # runs 3.x. Nothing on the system changes: apt runs with a private configuration, source list and state of its own
-# (in .cache/prometheus3-apt, removed afterwards), fetches only the .deb files with `apt-get download`, and
+# (in a temporary directory, removed afterwards), fetches only the .deb files with `apt-get download`, and
 # dpkg-deb unpacks them here. Root is not needed. The archive's signature is checked as for any apt source, with
 # /usr/share/keyrings/debian-archive-keyring.gpg (bookworm's keyring has the keys that sign sid: the 12/bookworm
 # and 13/trixie automatic signing keys).
@@ -74,8 +74,12 @@ ensure_prometheus3() {
     fi
 
     log "fetching Prometheus $PROMETHEUS3_MAJOR.x and Alertmanager from Debian $PROMETHEUS3_SUITES into .tools/prometheus3"
-    local state="$REPO_ROOT/.cache/prometheus3-apt"
-    rm -rf "$state"
+    # Under the system's temporary directory, not the repository: as root, apt fetches as its unprivileged _apt
+    # user, which must be able to reach the lists and archives directories, and a checkout can sit below a
+    # directory only its owner may enter (a CI workspace made by mktemp -d, for one).
+    local state
+    state="$(mktemp -d "${TMPDIR:-/tmp}/prometheus3-apt.XXXXXX")"
+    chmod 755 "$state"
     mkdir -p "$state/etc/apt/apt.conf.d" "$state/etc/apt/preferences.d" "$state/etc/apt/sources.list.d" \
         "$state/var/lib/apt/lists/partial" \
         "$state/var/cache/apt/archives/partial" "$state/debs"
@@ -105,14 +109,14 @@ EOF
         done
     } >"$state/apt.conf"
     if [ "$(id -u)" -eq 0 ] && id -u _apt >/dev/null 2>&1; then
-        chown _apt "$state/debs"   # so that apt's downloads as root stay sandboxed as its _apt user
+        chown -R _apt "$state/var" "$state/debs"   # so that apt's downloads as root stay sandboxed as its _apt user
     fi
 
     local apt_output
     if ! apt_output="$(APT_CONFIG="$state/apt.conf" apt-get -q update 2>&1)" \
         || grep -q '^[EW]:' <<<"$apt_output"; then
         printf '%s\n' "$apt_output" >&2
-        log "apt-get update of Debian $PROMETHEUS3_SUITES failed (state kept in ${state#"$REPO_ROOT"/})"
+        log "apt-get update of Debian $PROMETHEUS3_SUITES failed (state kept in $state)"
         return 1
     fi
     local candidate
