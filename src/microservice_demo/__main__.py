@@ -3,8 +3,12 @@
 Checking the settings here first means a bad ``APP_*`` variable stops the process with one line naming it before
 any port is bound (Granian binds in its main process and only then loads the app in a worker).
 
-The event loop is asyncio, always: the SIGTERM drain (``lifecycle.py``) chains to Granian's handler through
-asyncio's handler table, which uvloop does not expose; with Granian the sockets are served by Rust anyway.
+The event loop is asyncio, always, so a local run uses the loop the image has: uvloop is no dependency of the
+service (the bench group's uvicorn brings it into the development environment), and with Granian the sockets are
+served by Rust anyway.
+
+SIGTERM and SIGINT are Granian's: it stops accepting, lets the requests in flight finish, runs the app's lifespan
+``shutdown`` and exits 0 (``lifecycle.py``). In Kubernetes the container's ``preStop`` sleep comes first.
 
 One worker per process, always: the Prometheus exporter lives inside the process, so with several workers behind
 one port ``/metrics`` would report whichever worker happened to answer the scrape. Scale with replicas instead.

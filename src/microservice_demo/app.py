@@ -14,7 +14,7 @@ from loguru import logger
 
 from microservice_demo.faults import FaultInjector
 from microservice_demo.instrumentation import HttpInstrumentation
-from microservice_demo.lifecycle import Lifecycle, interpose_drain
+from microservice_demo.lifecycle import Lifecycle
 from microservice_demo.logs import configure_logging
 from microservice_demo.problems import EXCEPTION_HANDLERS
 from microservice_demo.routes.admin import SECURITY_SCHEME, admin_router
@@ -34,7 +34,6 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        interpose_drain(runtime.lifecycle, settings.shutdown_drain_seconds)
         runtime.lifecycle.ready = True
         logger.info(
             "{} {} ready (environment={}, telemetry={})",
@@ -46,7 +45,7 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
         try:
             yield
         finally:
-            runtime.lifecycle.begin_drain()
+            runtime.lifecycle.begin_shutdown()  # Granian has stopped accepting; the requests have finished
             runtime.faults.close()
             if telemetry is not None:
                 telemetry.shutdown()

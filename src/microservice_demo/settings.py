@@ -44,8 +44,6 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     fault_injection: bool = False
 
-    shutdown_drain_seconds: Annotated[float, Field(ge=0, le=60)] = 0.0
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:

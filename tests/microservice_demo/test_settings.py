@@ -16,7 +16,6 @@ def test_defaults_run_locally_with_nothing_set() -> None:
     assert settings.log_format == "text"
     assert settings.admin_token is None
     assert settings.fault_injection is False
-    assert settings.shutdown_drain_seconds == 0.0
     assert settings.version == "0.1.0"
 
 
@@ -45,8 +44,6 @@ def test_values_come_from_prefixed_variables(monkeypatch: pytest.MonkeyPatch) ->
         ("APP_LOG_FORMAT", "xml", "'json' or 'text'"),
         ("APP_ACCESS_LOG", "maybe", "valid boolean"),
         ("APP_FAULT_INJECTION", "perhaps", "valid boolean"),
-        ("APP_SHUTDOWN_DRAIN_SECONDS", "-1", "greater than or equal to 0"),
-        ("APP_SHUTDOWN_DRAIN_SECONDS", "90", "less than or equal to 60"),
         ("APP_GIT_COMMIT", "not-a-sha", "should match pattern"),
         ("APP_VERSION", "", "at least 1 character"),
     ],

@@ -47,9 +47,9 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
 
 @get(
     "/ready",
-    summary="Readiness: 503 while starting and from the moment shutdown begins",
+    summary="Readiness: 503 while starting and once the lifespan shutdown has begun",
     tags=["probes"],
-    responses=_unavailable("Starting, or draining for shutdown"),
+    responses=_unavailable("Starting, or shutting down"),
 )
 async def ready(state: State) -> Response[dict[str, str]]:
     lifecycle = Runtime.of(state).lifecycle

@@ -36,7 +36,7 @@ def test_ready_only_between_startup_and_shutdown() -> None:
         assert client.get("/ready").status_code == 200
         assert client.get("/ready").json() == {"status": "serving"}
     response = client.get("/ready")  # after the lifespan's shutdown
-    assert (response.status_code, response.json()) == (503, {"status": "draining"})
+    assert (response.status_code, response.json()) == (503, {"status": "stopping"})
 
 
 def test_metrics_in_prometheus_text_format(service: Any) -> None:
