@@ -7,9 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gitops.layout import environments
+from gitops.promotion_order import PromotionOrder
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
+ENVIRONMENTS = environments(ROOT)
+# The repository's promotion order, as its overlays declare it: the environment the pipeline sets, the one promoted
+# from it, and the one promoted from that (dev, staging, prod).
+ORDER = PromotionOrder.read(ROOT)
+FIRST, SECOND, THIRD = ORDER.lines()[0]
 GITOPS = str(Path(sys.executable).with_name("gitops"))
 IMAGE = "ghcr.io/your-org/microservice-demo"
 GIT_ENV = {

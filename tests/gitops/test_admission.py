@@ -517,3 +517,16 @@ def test_admission_policies_and_their_bindings_are_never_judged_by_an_admission_
 def test_a_kind_is_matched_under_the_resource_name_the_api_server_serves_it_as(kind: str, resource: str) -> None:
     """A rule naming "gateways" matches a Gateway: the CRD's plural, not apimachinery's "gatewaies" guess."""
     assert resource_of(kind) == resource
+
+
+@pytest.mark.parametrize("name", ["kustomization.yaml", "kustomization.yml", "Kustomization"])
+def test_a_folder_with_a_kustomization_under_any_of_its_names_is_judged_rendered(tmp_path: Path, name: str) -> None:
+    """As kustomize finds it: the folder is one source, its render; not each YAML file as written."""
+    pod = _bare_pod()
+    (tmp_path / "pod.yaml").write_text(yaml.safe_dump(pod))
+    (tmp_path / name).write_text("resources: [pod.yaml]\nnamePrefix: rendered-\n")
+    result = run_policy_check(ROOT, [tmp_path])
+    assert result.sources == [str(tmp_path)]
+    objects = {d.object for d in result.decisions}
+    assert objects and all(o.startswith("Pod/microservice-demo-prod/rendered-") for o in objects)
+    assert result.objections == {d for d in result.decisions if d.denies or "Warn" in d.actions}

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from gitops.check import CheckResult, report, run_check
 from gitops.findings import Finding
-from gitops.repository import RepositoryError, entry_points, repo_root
+from gitops.layout import RepositoryError
+from gitops.repository import entry_points
+from gitrepos import ENVIRONMENTS, ROOT
 
 pytestmark = pytest.mark.process
 
-ROOT = repo_root(Path(__file__))
 BROKEN = Path(__file__).parent / "fixtures" / "broken"
 OBJECT = "Deployment/microservice-demo-broken/microservice-demo"
 
@@ -29,12 +30,7 @@ def _check(case: str, scanners: bool = True) -> CheckResult:
 
 def test_the_repository_passes(repository_result: CheckResult) -> None:
     assert repository_result.findings == []
-    assert set(repository_result.entry_points) >= {
-        "overlays/dev",
-        "overlays/staging",
-        "overlays/prod",
-        "base/networking",
-    }
+    assert set(repository_result.entry_points) >= {*(f"overlays/{env}" for env in ENVIRONMENTS), "base/networking"}
     assert repository_result.objects > 30
 
 

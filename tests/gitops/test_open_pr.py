@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from gitops.github import repository_from_url
-from gitrepos import IMAGE, clone, digest, git, gitops
+from gitrepos import FIRST, IMAGE, SECOND, clone, digest, git, gitops
 
 pytestmark = pytest.mark.process
 
@@ -59,14 +59,14 @@ def github() -> Iterator[str]:
 @pytest.fixture
 def work(remote: Path, tmp_path: Path) -> Path:
     work = clone(remote, tmp_path / "work")
-    (work / "src").mkdir()
+    (work / "src").mkdir(exist_ok=True)
     (work / "src" / "a.py").write_text("a\n")
     git(work, "add", "-A")
     git(work, "commit", "--quiet", "-m", "Add a")
     git(work, "push", "--quiet", "origin", "HEAD:main")
     source = git(work, "rev-parse", "HEAD").strip()
     assert (
-        gitops(work, "set-image", "dev", f"{IMAGE}:1.0.0@{digest(1)}", "--push", "--source-commit", source).returncode
+        gitops(work, "set-image", FIRST, f"{IMAGE}:1.0.0@{digest(1)}", "--push", "--source-commit", source).returncode
         == 0
     )
     git(work, "pull", "--quiet", "--ff-only", "origin", "main")
@@ -75,7 +75,7 @@ def work(remote: Path, tmp_path: Path) -> Path:
 
 def _promote(work: Path, api: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     return gitops(
-        work, "promote", "dev", "staging", "--open-pr", "--repository", REPOSITORY,
+        work, "promote", FIRST, SECOND, "--open-pr", "--repository", REPOSITORY,
         env={"GITHUB_API_URL": api, "GITHUB_TOKEN": token},
     )  # fmt: skip
 
@@ -100,9 +100,9 @@ def test_opens_the_pull_request_with_the_documented_request(work: Path, github: 
     fields = request["json"]
     assert set(fields) == {"title", "head", "base", "body"}
     assert fields["base"] == "main"
-    assert fields["head"].startswith("promote/staging-")
-    assert fields["title"] == f"Promote microservice-demo@{digest(1)[:19]} to staging"
-    assert "### Rendered change to staging" in fields["body"]
+    assert fields["head"].startswith(f"promote/{SECOND}-")
+    assert fields["title"] == f"Promote microservice-demo@{digest(1)[:19]} to {SECOND}"
+    assert f"### Rendered change to {SECOND}" in fields["body"]
     assert _branch_pushed(work, fields["head"])
 
 
@@ -118,7 +118,7 @@ def test_an_existing_pull_request_is_updated_not_duplicated(work: Path, github: 
     methods = [(r["method"], r["path"].split("?")[0]) for r in StandIn.requests]
     assert methods == [("POST", pulls), ("GET", pulls), ("PATCH", f"{pulls}/7")]
     query = StandIn.requests[1]["path"].split("?")[1]
-    assert "head=your-org%3Apromote%2Fstaging-" in query
+    assert f"head=your-org%3Apromote%2F{SECOND}-" in query
     assert "state=open" in query
     assert set(StandIn.requests[2]["json"]) == {"title", "body"}
 

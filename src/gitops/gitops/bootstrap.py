@@ -37,8 +37,8 @@ import yaml
 
 from gitops.admission import CLUSTER_SCOPED
 from gitops.contracts import Contract, load_contracts
+from gitops.layout import BOOTSTRAP, SECRETS_BY_HAND, RepositoryError
 from gitops.render import render
-from gitops.repository import RepositoryError
 
 # Groups the Kubernetes API server serves by itself (not from a CRD).
 BUILT_IN_GROUPS = {
@@ -52,9 +52,6 @@ ARGO_CD_KINDS = {"Application.argoproj.io", "AppProject.argoproj.io", "Applicati
 # The namespaces a new cluster has, and Argo CD's own.
 INITIAL_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease", "argocd"}
 HEALTH_PREFIX = "resource.customizations.health."
-BOOTSTRAP = Path("argocd") / "bootstrap"
-# The Secrets that never come from git (docs/syncing.md, step 3): name, namespace, keys, who reads them.
-SECRETS_BY_HAND = BOOTSTRAP / "secrets-created-by-hand.yaml"
 
 
 def kind_of(obj: dict[str, Any]) -> str:

@@ -15,19 +15,25 @@ from gitops.diff import WORK_TREE, rendered_diff
 from gitops.git import GitError, git
 from gitops.github import GitHubError, open_pull_request, repository_from_url
 from gitops.images import ImageError
+from gitops.layout import OVERLAYS, POLICIES, PROMOTED_FROM, RELEASE, RepositoryError
 from gitops.policy_check import report as report_policies
 from gitops.policy_check import run_policy_check
-from gitops.promote import PromotionError, promote
+from gitops.promote import promote
+from gitops.proposal import Proposal, ProposalError
 from gitops.render import RenderError
-from gitops.repository import RepositoryError, entry_points, repo_root
+from gitops.repository import entry_points, repo_root
 from gitops.rollback import rollback
 from gitops.schemas import SUPPORTED_KUBERNETES
 from gitops.set_image import set_image
 
+# What the commands refuse with, saying why: exit status 2 and the message.
+ERRORS = (RepositoryError, ImageError, GitError, RenderError, ProposalError, GitHubError, PolicyError)
+
 
 def _check(args: argparse.Namespace) -> int:
     root = repo_root()
-    result = run_check(root, [Path(p) for p in args.paths], args.kubernetes_version, scanners=not args.no_scan)
+    versions = args.kubernetes_version or SUPPORTED_KUBERNETES
+    result = run_check(root, [Path(p) for p in args.paths], versions, scanners=not args.no_scan)
     report(result)
     return 0 if result.ok else 1
 
@@ -86,15 +92,14 @@ def _promote(args: argparse.Namespace) -> int:
         root, args.source, args.target, ref=args.ref, expect_image=args.image,
         push=args.push or args.open_pr, remote=args.remote,
     )  # fmt: skip
-    pushed = f", pushed to {args.remote}" if promotion.pushed else ""
-    print(f"branch {promotion.branch}: {promotion.previous} -> {promotion.image}{pushed}", file=sys.stderr)
-    print(f"# {promotion.title}\n\n{promotion.body}")
+    _show(promotion, args.remote)
     if args.open_pr:
+        branch = promotion.branch.name
         try:
-            pull = open_pull_request(repository, promotion.branch, args.base, promotion.title, promotion.body, token)
+            pull = open_pull_request(repository, branch, args.base, promotion.title, promotion.body, token)
         except GitHubError as exc:
             raise GitHubError(
-                f"branch {promotion.branch} was pushed to {args.remote}, but the pull request was not opened: {exc}. "
+                f"branch {branch} was pushed to {args.remote}, but the pull request was not opened: {exc}. "
                 "Run the same command again, or open it by hand."
             ) from None
         print(f"pull request #{pull.number} {'opened' if pull.created else 'updated'}: {pull.url}", file=sys.stderr)
@@ -102,14 +107,35 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    result = rollback(repo_root(), args.environment, push=args.push, remote=args.remote)
-    pushed = f", pushed to {args.remote}" if result.pushed else ""
-    print(f"branch {result.branch}: {result.previous} -> {result.image}{pushed}", file=sys.stderr)
-    print(f"# {result.title}\n\n{result.body}")
+    _show(rollback(repo_root(), args.environment, push=args.push, remote=args.remote), args.remote)
     return 0
 
 
+def _show(proposal: Proposal, remote: str) -> None:
+    """The branch on stderr; the pull request's title and body, in Markdown, on stdout."""
+    branch = proposal.branch
+    pushed = f", pushed to {remote}" if branch.pushed else ""
+    print(f"branch {branch.name}: {branch.previous} -> {branch.image}{pushed}", file=sys.stderr)
+    print(f"# {proposal.title}\n\n{proposal.body}")
+
+
+def _environment() -> argparse.ArgumentParser:
+    """The argument of the commands that work on one environment."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("environment", help=f"a folder {OVERLAYS}/ENVIRONMENT/ with a release file ({RELEASE})")
+    return parent
+
+
+def _pushing() -> argparse.ArgumentParser:
+    """The options of the commands that commit: whether and where to push."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--push", action="store_true", help="push what it commits to REMOTE")
+    parent.add_argument("--remote", default="origin", help="the remote to push to (default origin)")
+    return parent
+
+
 def parser() -> argparse.ArgumentParser:
+    environment, pushing = _environment(), _pushing()
     top = argparse.ArgumentParser(prog="gitops", description="This repository's delivery tooling.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -148,48 +174,47 @@ def parser() -> argparse.ArgumentParser:
 
     setter = commands.add_parser(
         "set-image",
+        parents=[environment, pushing],
         help="point an environment's release file at an image and commit it",
         description=(
-            "Write IMAGE (registry/name[:tag]@sha256:<64 hex>, from a trusted registry) into "
-            "overlays/ENVIRONMENT/release/kustomization.yaml, check the overlay still renders, and commit that one "
-            "file with a [skip ci] message. With --push, fetch the branch, re-apply on top of it and push, retrying "
-            "a bounded number of times if other pushes get there first."
+            f"Write IMAGE (registry/name[:tag]@<digest>) into {OVERLAYS}/ENVIRONMENT/{RELEASE}, check that the "
+            f"overlay still renders and that the admission policies ({POLICIES}/) neither refuse nor warn about "
+            "anything they did not before, and commit that one file with a [skip ci] message. With --push (the "
+            "pipeline's mode), fetch the branch, re-apply on top of it and push, retrying a bounded number of times "
+            "if other pushes get there first."
         ),
     )
-    setter.add_argument("environment", help="dev, staging or prod (a folder under overlays/ with a release file)")
     setter.add_argument("image", help="registry/name[:tag]@sha256:<64 hex>")
-    setter.add_argument("--push", action="store_true", help="push the commit (the pipeline's mode)")
-    setter.add_argument("--remote", default="origin")
-    setter.add_argument("--branch", default="main")
+    setter.add_argument("--branch", default="main", help="the branch to push to (default main)")
     setter.add_argument("--source-commit", help="the commit the image was built from (recorded in the message)")
     setter.add_argument("--attempts", type=int, default=5, help="push attempts before giving up (default 5)")
     setter.set_defaults(run=_set_image)
 
     differ = commands.add_parser(
         "diff",
+        parents=[environment],
         help="the rendered difference of one environment between two refs",
-        description="Render overlays/ENVIRONMENT at REF_A and REF_B with kustomize and print a unified diff.",
+        description=f"Render {OVERLAYS}/ENVIRONMENT at REF_A and REF_B with kustomize and print a unified diff.",
     )
-    differ.add_argument("environment")
     differ.add_argument("ref_a", nargs="?", default="main", help="default: main")
     differ.add_argument("ref_b", nargs="?", default=WORK_TREE, help="default: the work tree")
     differ.set_defaults(run=_diff)
 
     promoter = commands.add_parser(
         "promote",
+        parents=[pushing],
         help="prepare the pull request that moves SOURCE's image to TARGET",
         description=(
             "Copy the image SOURCE runs (at --ref) into TARGET's release file on a new branch "
             "promote/TARGET-<digest>, with one commit, after checking the new render. Prints the pull request's "
-            "title and Markdown body. Only dev -> staging and staging -> prod."
+            f"title and Markdown body. Only one step of the promotion order: TARGET's overlay names SOURCE in "
+            f"{PROMOTED_FROM} ({OVERLAYS}/TARGET/kustomization.yaml, metadata.annotations)."
         ),
     )
-    promoter.add_argument("source", help="dev or staging")
-    promoter.add_argument("target", help="staging or prod")
+    promoter.add_argument("source", help="the environment whose image moves on")
+    promoter.add_argument("target", help="the environment promoted from SOURCE")
     promoter.add_argument("--ref", default="HEAD", help="the revision to read SOURCE's image at (default HEAD)")
     promoter.add_argument("--image", help="refuse unless SOURCE runs exactly this image")
-    promoter.add_argument("--push", action="store_true", help="push the branch")
-    promoter.add_argument("--remote", default="origin")
     promoter.add_argument(
         "--open-pr",
         action="store_true",
@@ -202,15 +227,13 @@ def parser() -> argparse.ArgumentParser:
 
     roller = commands.add_parser(
         "rollback",
+        parents=[environment, pushing],
         help="prepare the pull request that reverts an environment's last promotion",
         description=(
-            "Revert the last promotion of ENVIRONMENT (for dev, the pipeline's last image change) with git revert "
-            "on a new branch rollback/ENVIRONMENT-<commit>, and print the pull request's title and body."
+            "Revert the last promotion of ENVIRONMENT (where the pipeline sets the image, its last change) with git "
+            "revert on a new branch rollback/ENVIRONMENT-<commit>, and print the pull request's title and body."
         ),
     )
-    roller.add_argument("environment")
-    roller.add_argument("--push", action="store_true", help="push the branch")
-    roller.add_argument("--remote", default="origin")
     roller.set_defaults(run=_rollback)
 
     walk = commands.add_parser(
@@ -232,11 +255,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "kubernetes_version", None) is None and args.command == "check":
-        args.kubernetes_version = list(SUPPORTED_KUBERNETES)
     try:
         code: int = args.run(args)
-    except (RepositoryError, ImageError, GitError, RenderError, PromotionError, GitHubError, PolicyError) as exc:
+    except ERRORS as exc:
         print(f"gitops: {exc}", file=sys.stderr)
         return 2
     return code

@@ -13,9 +13,7 @@ from typing import Any
 
 import yaml
 
-from gitops.repository import IGNORED_DIRS, RepositoryError
-
-SUFFIX = ".contract.yaml"
+from gitops.layout import CHARTS, CONTRACT_SUFFIX, IGNORED_DIRS, RepositoryError
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class Contract:
 def load_contracts(root: Path) -> dict[str, Contract]:
     """Every contract in the repository, by the name of the Application it belongs to."""
     contracts = {}
-    for path in sorted(root.glob(f"**/charts/*{SUFFIX}")):
+    for path in sorted(root.glob(f"**/{CHARTS}/*{CONTRACT_SUFFIX}")):
         if IGNORED_DIRS.intersection(path.relative_to(root).parts):
             continue
         try:
@@ -56,5 +54,5 @@ def load_contracts(root: Path) -> dict[str, Contract]:
             raise RepositoryError(f"{path.relative_to(root)}: not valid YAML: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("renders"), dict):
             raise RepositoryError(f"{path.relative_to(root)}: a contract needs a `renders` mapping")
-        contracts[path.name.removesuffix(SUFFIX)] = Contract(path, data)
+        contracts[path.name.removesuffix(CONTRACT_SUFFIX)] = Contract(path, data)
     return contracts

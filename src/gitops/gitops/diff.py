@@ -9,7 +9,7 @@ from io import BytesIO
 from pathlib import Path
 
 from gitops.git import git, git_bytes
-from gitops.images import release_file
+from gitops.layout import OVERLAYS, overlay
 from gitops.render import render
 
 WORK_TREE = "work tree"
@@ -17,14 +17,15 @@ WORK_TREE = "work tree"
 
 def render_at(root: Path, environment: str, ref: str) -> str:
     """The overlay's rendered YAML as of ``ref`` (``WORK_TREE`` for the files as they are now)."""
-    release_file(root, environment)  # an unknown environment says so before anything is rendered
+    directory = overlay(root, environment)  # an unknown environment says so before anything is rendered
     if ref == WORK_TREE:
-        return render(root / "overlays" / environment, root)[0]
-    archive = git_bytes(root, "archive", "--format=tar", ref, "--", "base", "components", "overlays")
+        return render(directory, root)[0]
+    # The whole tree at ref (a few MB): an overlay may read any folder of it (base, components, settings...).
+    archive = git_bytes(root, "archive", "--format=tar", ref)
     with tempfile.TemporaryDirectory(prefix="gitops-render-") as tmp:
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
-        return render(Path(tmp) / "overlays" / environment, Path(tmp))[0]
+        return render(Path(tmp) / OVERLAYS / environment, Path(tmp))[0]
 
 
 def rendered_diff(root: Path, environment: str, ref_a: str = "main", ref_b: str = WORK_TREE) -> str:
@@ -35,5 +36,7 @@ def rendered_diff(root: Path, environment: str, ref_a: str = "main", ref_b: str 
     before = render_at(root, environment, ref_a).splitlines(keepends=True)
     after = render_at(root, environment, ref_b).splitlines(keepends=True)
     return "".join(
-        difflib.unified_diff(before, after, f"overlays/{environment} @ {ref_a}", f"overlays/{environment} @ {ref_b}")
+        difflib.unified_diff(
+            before, after, f"{OVERLAYS / environment} @ {ref_a}", f"{OVERLAYS / environment} @ {ref_b}"
+        )
     )

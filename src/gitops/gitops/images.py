@@ -1,22 +1,36 @@
-"""Image references and the release files that pin them (``overlays/<env>/release/kustomization.yaml``)."""
+"""Image references and the release files that pin them (``overlays/<env>/release/kustomization.yaml``).
+
+A reference is read by the grammar of image references (distribution/reference, the registries' own), which says
+where its name, tag and digest are; it says nothing of which images an environment may run. That is the admission
+policies' (policies/: trusted registries, no latest tag, pinned by a sha256 digest), which `gitops set-image` and
+`gitops promote` run on the render.
+"""
 
 from __future__ import annotations
 
 import io
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-# registry/path[:tag]@sha256:<64 hex>; the registry is the first component (it has a dot, a colon or is localhost).
+# distribution/reference's grammar (reference/regexp.go): [domain[:port]/]path[:tag][@algorithm:hex].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL_OF_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"(?:{_LABEL_OF_HOST}(?:\.{_LABEL_OF_HOST})*|\[[a-fA-F0-9:]+\])"
 _REFERENCE = re.compile(
-    r"^(?P<name>(?P<registry>[a-z0-9.-]+(?::\d+)?)/[a-z0-9._/-]+?)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"@(?P<digest>sha256:[0-9a-f]{64})$"
+    rf"(?P<name>(?:{_DOMAIN}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>\w[\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?",
+    re.ASCII,
 )
 _LABEL = "app.kubernetes.io/version"
+
+
+def repository_of(reference: str) -> str:
+    """The last part of a reference's name: ``app`` of ``registry:5000/team/app:1.0@sha256:…``."""
+    return reference.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
 
 
 class ImageError(Exception):
@@ -31,12 +45,17 @@ class ImageRef:
 
     @classmethod
     def parse(cls, reference: str) -> ImageRef:
-        match = _REFERENCE.match(reference)
-        registry = match.group("registry") if match else ""
-        if match is None or not ("." in registry or ":" in registry or registry == "localhost"):
+        """A reference a release file can pin: name[:tag]@digest. Whether an environment may run it is the admission
+        policies' to say."""
+        match = _REFERENCE.fullmatch(reference)
+        if match is None:
             raise ImageError(
-                f"image reference {reference!r} is not registry/name@sha256:<64 hex digits> "
-                "(or registry/name:tag@sha256:<64 hex digits>): environments run images pinned by digest"
+                f"{reference!r} is not an image reference ([registry/]name[:tag]@<algorithm>:<hex>, "
+                "as distribution/reference reads them)"
+            )
+        if match.group("digest") is None:
+            raise ImageError(
+                f"image reference {reference!r} has no digest: a release file pins the image as name[:tag]@<digest>"
             )
         return cls(match.group("name"), match.group("tag"), match.group("digest"))
 
@@ -45,42 +64,18 @@ class ImageRef:
         return f"{self.name}{tag}@{self.digest}"
 
     @property
+    def digest_start(self) -> str:
+        """The digest's first 12 hex digits, which name it in branches and labels."""
+        return self.digest.partition(":")[2][:12]
+
+    @property
     def version(self) -> str:
         """The ``app.kubernetes.io/version`` label: the tag, or the digest's start where there is none."""
-        return self.tag or f"sha256-{self.digest.removeprefix('sha256:')[:12]}"
+        return self.tag or f"{self.digest.partition(':')[0]}-{self.digest_start}"
 
     @property
     def short(self) -> str:
-        return f"{self.name.rsplit('/', 1)[-1]}@{self.digest[:19]}"
-
-
-def trusted_registries(root: Path) -> list[str]:
-    config = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("gitops", {})
-    registries = config.get("trusted-registries")
-    if not registries:
-        raise ImageError("pyproject.toml has no [tool.gitops] trusted-registries: no registry is trusted")
-    return [str(r) for r in registries]
-
-
-def check_trusted(image: ImageRef, root: Path) -> None:
-    trusted = trusted_registries(root)
-    if not any(f"{image.name}/".startswith(prefix.rstrip("/") + "/") for prefix in trusted):
-        raise ImageError(
-            f"image {image.name!r} is not from a trusted registry ({', '.join(trusted)}; "
-            "pyproject.toml [tool.gitops] trusted-registries)"
-        )
-
-
-def environments(root: Path) -> list[str]:
-    return sorted(p.parent.parent.name for p in (root / "overlays").glob("*/release/kustomization.yaml"))
-
-
-def release_file(root: Path, environment: str) -> Path:
-    path = root / "overlays" / environment / "release" / "kustomization.yaml"
-    if not path.is_file():
-        known = ", ".join(environments(root)) or "none"
-        raise ImageError(f"unknown environment {environment!r}: expected one of {known} (overlays/<env>/release/)")
-    return path
+        return f"{repository_of(self.name)}@{self.digest.partition(':')[0]}:{self.digest_start}"
 
 
 def _yaml() -> YAML:

@@ -11,12 +11,9 @@ from typing import Any, TextIO
 import yaml
 
 from gitops.admission import ARGO_CD, Cluster, Decision, PolicyError, PolicySet, Request
+from gitops.layout import NAMESPACES, POLICIES, kustomization_file
 from gitops.render import RenderError, render
 from gitops.repository import entry_points, relative_name
-
-POLICIES = "policies"
-# Where the cluster-wide objects the judgement needs are declared: Namespaces (and their labels) and LimitRanges.
-NAMESPACES = Path("base") / "security"
 
 
 @dataclass
@@ -33,6 +30,11 @@ class PolicyCheckResult:
     @property
     def warnings(self) -> list[Decision]:
         return [d for d in self.decisions if not d.denies and "Warn" in d.actions]
+
+    @property
+    def objections(self) -> set[Decision]:
+        """What a binding denies or warns about: all but what it only audits."""
+        return {*self.denials, *self.warnings}
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ def _documents(path: Path, root: Path) -> list[dict[str, Any]]:
 def _inputs(paths: Sequence[Path], root: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """(source, objects): a kustomization folder rendered; a file, or each YAML file of another folder, as written."""
     for path in paths or entry_points(root):
-        if path.is_dir() and (path / "kustomization.yaml").is_file():
+        if path.is_dir() and kustomization_file(path) is not None:
             yield relative_name(path, root), render(path, root)[1]
         elif path.is_dir():
             for file in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):

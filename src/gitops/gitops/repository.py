@@ -1,4 +1,5 @@
-"""Where things are in this repository: its root, its Kustomize entry points, the tools it installs."""
+"""Finding things in this repository (laid out as gitops.layout says): its root, its Kustomize entry points, the tools
+it installs."""
 
 from __future__ import annotations
 
@@ -9,29 +10,15 @@ from pathlib import Path
 
 import yaml
 
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-# Folders that hold no deployable configuration of this repository (tests/ holds deliberately broken fixtures,
-# which the tests pass to `gitops check` explicitly).
-IGNORED_DIRS = {".git", ".venv", ".tools", "node_modules", "tests", "__pycache__", ".cache"}
-
-
-class RepositoryError(Exception):
-    """The repository is not laid out as this tool expects; the message says where."""
+from gitops.layout import IGNORED_DIRS, PYPROJECT, ROOT_MARKERS, SCANNERS, RepositoryError, kustomization_file
 
 
 def repo_root(start: Path | None = None) -> Path:
     here = (start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
-        if (candidate / ".git").exists() and (candidate / "pyproject.toml").exists():
+        if all((candidate / marker).exists() for marker in ROOT_MARKERS):
             return candidate
-    raise RepositoryError(f"{here} is not inside this repository (no .git and pyproject.toml above it)")
-
-
-def kustomization_file(directory: Path) -> Path | None:
-    for name in KUSTOMIZATION_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
+    raise RepositoryError(f"{here} is not inside this repository (no {' and '.join(ROOT_MARKERS)} above it)")
 
 
 def _kustomizations(root: Path) -> dict[Path, dict[str, object]]:
@@ -83,7 +70,7 @@ def _installation() -> Path | None:
     """The repository this package is installed from (editable, as ./scripts/test installs it), if any: its tools
     serve checks of other checkouts too, such as the temporary clones `gitops promote` is tested in."""
     candidate = Path(__file__).resolve().parents[3]
-    return candidate if (candidate / "pyproject.toml").is_file() else None
+    return candidate if (candidate / PYPROJECT).is_file() else None
 
 
 def tool_roots(root: Path) -> list[Path]:
@@ -94,9 +81,7 @@ def tool_roots(root: Path) -> list[Path]:
 
 def tool(name: str, root: Path) -> str:
     """A command from this environment, or from a repository's scanner environment (.tools/scanners)."""
-    candidates = [Path(sys.prefix) / "bin" / name] + [
-        r / ".tools" / "scanners" / "bin" / name for r in tool_roots(root)
-    ]
+    candidates = [Path(sys.prefix) / "bin" / name] + [r / SCANNERS / "bin" / name for r in tool_roots(root)]
     for candidate in candidates:
         if candidate.exists():
             return str(candidate)

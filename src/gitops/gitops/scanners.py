@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from gitops.findings import Finding, object_id
-from gitops.repository import RepositoryError, tool
+from gitops.layout import TRIVY_IGNORE, RepositoryError
+from gitops.repository import tool
 
 
 def _file_name(entry: str) -> str:
@@ -56,7 +57,7 @@ def _trivy(
 ) -> list[Finding]:
     command = [tool("trivy", root), "config", "--skip-check-update", "--quiet", "--format", "json",
                "--cache-dir", str(directory / ".trivy-cache")]  # fmt: skip
-    ignore = root / ".trivyignore.yaml"
+    ignore = root / TRIVY_IGNORE
     if ignore.exists():
         command += ["--ignorefile", str(ignore)]
     result = subprocess.run([*command, str(directory)], capture_output=True, text=True, check=False)

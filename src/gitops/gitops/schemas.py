@@ -14,7 +14,8 @@ from typing import Any
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 
 from gitops.findings import Finding, object_id
-from gitops.repository import RepositoryError, tool_roots
+from gitops.layout import CRD_SCHEMAS, RepositoryError
+from gitops.repository import tool_roots
 
 # The Kubernetes minor versions the README says this repository supports; every object must validate against each.
 SUPPORTED_KUBERNETES = ("1.35", "1.36", "1.37")
@@ -41,20 +42,18 @@ def _kubernetes_errors(obj: dict[str, Any], versions: Sequence[str]) -> list[str
 
 
 def _custom_resource_results(objects: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    installed = [
-        r / "tools" / "crd-schemas" for r in tool_roots(root) if (r / "tools" / "crd-schemas" / "node_modules").is_dir()
-    ]
-    validator = (installed[0] if installed else root / "tools" / "crd-schemas") / "validate.mjs"
+    installed = [r / CRD_SCHEMAS for r in tool_roots(root) if (r / CRD_SCHEMAS / "node_modules").is_dir()]
+    validator = (installed[0] if installed else root / CRD_SCHEMAS) / "validate.mjs"
     node = shutil.which("node")
     if node is None or not installed:
         raise RepositoryError(
-            "custom resources can't be validated: Node.js and tools/crd-schemas/node_modules are needed "
+            f"custom resources can't be validated: Node.js and {CRD_SCHEMAS}/node_modules are needed "
             "(./scripts/test installs them)"
         )
     payload = json.dumps([{"id": str(i), "object": obj} for i, obj in enumerate(objects)])
     result = subprocess.run([node, str(validator)], input=payload, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RepositoryError(f"tools/crd-schemas/validate.mjs failed: {result.stderr.strip()}")
+        raise RepositoryError(f"{CRD_SCHEMAS}/validate.mjs failed: {result.stderr.strip()}")
     results: list[dict[str, Any]] = json.loads(result.stdout)
     return results
 

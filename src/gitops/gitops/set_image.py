@@ -4,6 +4,10 @@ The pipeline runs it after pushing a new image, so the commit it makes is what A
 runs (two merges built at once) race for the same branch: a rejected push fetches the branch again, re-applies the
 change on top of it and tries again, a bounded number of times, then fails saying so. Re-applying rather than
 rebasing: two runs always edit the same lines of the same file, which a rebase could only report as a conflict.
+
+Which images an environment may run is the admission policies' to say (policies/): the new render must pass them
+as the old one did. Warnings count as refusals here: what dev is warned about, the environments after it refuse,
+so an image that dev would only be warned about could never be promoted.
 """
 
 from __future__ import annotations
@@ -12,9 +16,15 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from gitops import commit_messages
+from gitops.admission import Decision
+from gitops.findings import object_id
 from gitops.git import GitError, git, head, is_clean
-from gitops.images import ImageRef, check_trusted, read_image, release_file, write_image
+from gitops.images import ImageError, ImageRef, read_image, repository_of, write_image
+from gitops.layout import OVERLAYS, POLICIES, overlay, release_file, release_path
+from gitops.policy_check import run_policy_check
 from gitops.render import RenderError, render
 
 
@@ -28,34 +38,81 @@ class SetImageResult:
 
     def describe(self) -> str:
         if self.commit is None:
-            return f"overlays/{self.environment} already runs {self.image}: nothing to commit"
+            return f"{OVERLAYS / self.environment} already runs {self.image}: nothing to commit"
         pushed = f", pushed (attempt {self.attempts})" if self.attempts else ""
-        return f"overlays/{self.environment}: {self.previous} -> {self.image}; commit {self.commit[:12]}{pushed}"
+        return f"{OVERLAYS / self.environment}: {self.previous} -> {self.image}; commit {self.commit[:12]}{pushed}"
 
 
-def commit_message(environment: str, image: ImageRef, source_commit: str | None) -> str:
-    # [skip ci]: this commit changes only a release file; it must not start another build.
-    source = f" from {source_commit[:12]}" if source_commit else ""
-    lines = [f"deploy({environment}): {image.short}{source} [skip ci]", "", f"Image: {image}"]
-    if source_commit:
-        lines.append(f"Source-Commit: {source_commit}")
-    return "\n".join(lines) + "\n"
+def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The containers of a Pod or of a workload's pod template, init containers included."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    pod = spec if obj.get("kind") == "Pod" else (spec.get("template") or {}).get("spec") or {}
+    return [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]
 
 
-def _apply(
-    root: Path, path: Path, environment: str, image: ImageRef, source_commit: str | None
-) -> tuple[ImageRef, str | None]:
+def _objections(root: Path, environment: str) -> set[Decision]:
+    """What the admission policies deny or warn about in the environment's render, as the work tree has it."""
+    return run_policy_check(root, [overlay(root, environment)]).objections
+
+
+def _runs(root: Path, environment: str, image: ImageRef) -> None:
+    """Refuse unless the containers of the environment's render that run the image's repository (``app`` of
+    ``registry/app``) run ``image`` as written, and there are some: nothing after the release file rewrites it."""
+    try:
+        objects = render(overlay(root, environment), root)[1]
+    except RenderError as exc:
+        raise RenderError(
+            f"{OVERLAYS / environment} no longer renders with {image}, {release_path(environment)} left unchanged: "
+            f"{exc}"
+        ) from None
+    running = {(object_id(obj), str(c.get("image"))) for obj in objects for c in _containers(obj)}
+    others = sorted((workload, name) for workload, name in running if name != str(image))
+    rewritten = [(workload, name) for workload, name in others if repository_of(name) == repository_of(image.name)]
+    if rewritten or len(others) == len(running):
+        instead = "; ".join(f"{workload} runs {name}" for workload, name in rewritten or others) or "no container"
+        raise ImageError(
+            f"{release_path(environment)} left unchanged: {OVERLAYS / environment} would not run {image} once "
+            f"rendered ({instead}): something after the release file in the overlay rewrites the image"
+        )
+
+
+def _admit(root: Path, environment: str, original: str, image: ImageRef) -> None:
+    """Refuse the release file as it now is, set to ``image``, unless the environment's render runs it and the
+    admission policies deny or warn about nothing in that render that they did not with the ``original`` one."""
+    _runs(root, environment, image)
+    path = release_file(root, environment)
+    after = _objections(root, environment)
+    if not after:
+        return
+    changed = path.read_text()
+    path.write_text(original)
+    try:
+        before = _objections(root, environment)
+    finally:
+        path.write_text(changed)
+    introduced = "\n".join(f"  {decision}" for decision in sorted(after - before, key=str))
+    if introduced:
+        raise ImageError(
+            f"{release_path(environment)} left unchanged: with {image}, the admission policies ({POLICIES}/) would "
+            f"refuse or warn about {OVERLAYS / environment} where they did not before:\n{introduced}"
+        )
+
+
+def _apply(root: Path, environment: str, image: ImageRef, source_commit: str | None) -> tuple[ImageRef, str | None]:
+    path = release_file(root, environment)
     previous = read_image(path)
     original = path.read_text()
     if not write_image(path, image):
         return previous, None
     try:
-        render(root / "overlays" / environment, root)
-    except RenderError as exc:
+        _admit(root, environment, original, image)
+    except BaseException:
         path.write_text(original)
-        raise RenderError(f"overlays/{environment} no longer renders with {image}, left unchanged: {exc}") from None
-    git(root, "add", str(path.relative_to(root)))
-    git(root, "commit", "--quiet", "--message", commit_message(environment, image, source_commit))
+        raise
+    git(root, "add", release_path(environment))
+    git(root, "commit", "--quiet", "--message", commit_messages.deploy(environment, image, source_commit))
     return previous, head(root)
 
 
@@ -71,21 +128,20 @@ def set_image(
     attempts: int = 5,
 ) -> SetImageResult:
     image = ImageRef.parse(reference)
-    check_trusted(image, root)
     path = release_file(root, environment)
     if push and not is_clean(root):
         raise GitError("the work tree has uncommitted changes: --push works on a clean checkout only")
     if not is_clean(root, path):
-        raise GitError(f"{path.relative_to(root)} has uncommitted changes: commit or discard them first")
+        raise GitError(f"{release_path(environment)} has uncommitted changes: commit or discard them first")
 
     if not push:
-        previous, commit = _apply(root, path, environment, image, source_commit)
+        previous, commit = _apply(root, environment, image, source_commit)
         return SetImageResult(environment, previous, image, commit, attempts=0)
 
     for attempt in range(1, attempts + 1):
         git(root, "fetch", "--quiet", remote, branch)
         git(root, "reset", "--quiet", "--hard", f"{remote}/{branch}")
-        previous, commit = _apply(root, path, environment, image, source_commit)
+        previous, commit = _apply(root, environment, image, source_commit)
         if commit is None:
             return SetImageResult(environment, previous, image, None, attempt)
         pushed = git(root, "push", "--quiet", remote, f"HEAD:refs/heads/{branch}", check=False)
