@@ -25,7 +25,7 @@ def _package_version() -> str:
 
 
 class Settings(BaseSettings):
-    """Every setting of the service; the README's table lists them with their defaults."""
+    """Every setting of the service; docs/service.md's table (Settings) lists them with their defaults."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 

@@ -61,5 +61,7 @@ def test_telemetry_settings_are_the_same_everywhere(overlays: dict[str, Any], en
     settings = overlays[env].settings
     assert settings["OTEL_SERVICE_NAME"] == "microservice-demo"
     assert settings["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
-    assert settings["OTEL_RESOURCE_ATTRIBUTES"] == f"deployment.environment={env}"
+    # The service derives deployment.environment from APP_ENVIRONMENT (telemetry.build_resource): one home.
+    assert "OTEL_RESOURCE_ATTRIBUTES" not in settings
+    assert settings["APP_ENVIRONMENT"] == env
     assert settings["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://alloy.observability.svc.cluster.local:4318"

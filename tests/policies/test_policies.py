@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,11 +188,16 @@ def test_a_cluster_namespace_label_decides_not_the_name_alone(judge: Callable[..
     assert [d.policy for d in judge(namespace, service).decisions] == ["service-type-cluster-ip"]
 
 
-def test_the_trusted_registries_are_those_of_pyproject() -> None:
-    configured = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["gitops"]["trusted-registries"]
-    policy = yaml.safe_load_all((ROOT / "policies" / "trusted-registries.yaml").read_text())
-    (trusted,) = [v["expression"] for v in next(policy)["spec"]["variables"] if v["name"] == "trusted"]
-    assert yaml.safe_load(trusted) == configured
+def test_the_trusted_registry_is_the_one_in_the_settings_file() -> None:
+    """One home: settings/site.yaml's imageRegistry, which the rendered policy reads (and set-image runs it)."""
+    site = yaml.safe_load((ROOT / "settings" / "site.yaml").read_text())["data"]["imageRegistry"]
+    (policy,) = [
+        o
+        for o in render(ROOT / "policies", ROOT)[1]
+        if o["kind"] == "ValidatingAdmissionPolicy" and o["metadata"]["name"] == "trusted-registries"
+    ]
+    (trusted,) = [v["expression"] for v in policy["spec"]["variables"] if v["name"] == "trusted"]
+    assert yaml.safe_load(trusted) == [f"{site}/"]
 
 
 def test_every_policy_fails_closed_and_explains_itself() -> None:
