@@ -15,7 +15,8 @@ from gitops.diff import WORK_TREE, rendered_diff
 from gitops.git import GitError, git
 from gitops.github import GitHubError, open_pull_request, repository_from_url
 from gitops.images import ImageError
-from gitops.layout import OVERLAYS, POLICIES, PROMOTED_FROM, RELEASE, RepositoryError
+from gitops.layout import OVERLAYS, POLICIES, PROMOTED_FROM, RELEASE, SITE_SETTINGS, RepositoryError
+from gitops.placeholders import find_placeholders
 from gitops.policy_check import report as report_policies
 from gitops.policy_check import run_policy_check
 from gitops.promote import promote
@@ -35,6 +36,12 @@ def _check(args: argparse.Namespace) -> int:
     versions = args.kubernetes_version or SUPPORTED_KUBERNETES
     result = run_check(root, [Path(p) for p in args.paths], versions, scanners=not args.no_scan)
     report(result)
+    placeholders = find_placeholders(root)
+    for placeholder in placeholders:
+        print(f"{'error' if args.strict else 'warning'}: {placeholder}")
+    if placeholders and args.strict:
+        print(f"gitops check --strict: {len(placeholders)} placeholder(s) in {SITE_SETTINGS}")
+        return 1
     return 0 if result.ok else 1
 
 
@@ -157,6 +164,11 @@ def parser() -> argparse.ArgumentParser:
         help=f"validate against this minor (repeatable; default: {', '.join(SUPPORTED_KUBERNETES)})",
     )
     check.add_argument("--no-scan", action="store_true", help="render and validate only, skip checkov and trivy")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"fail while a value of {SITE_SETTINGS} is still a placeholder (without it: a warning each)",
+    )
     check.set_defaults(run=_check)
 
     policy = commands.add_parser(

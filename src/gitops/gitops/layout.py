@@ -39,6 +39,8 @@ CONTRACT_SUFFIX = ".contract.yaml"
 CRD_SCHEMAS = PurePosixPath("tools") / "crd-schemas"
 SCANNERS = PurePosixPath(".tools") / "scanners"
 TRIVY_IGNORE = ".trivyignore.yaml"
+# Every site-specific value, in one ConfigMap the entry points read through the settings component.
+SITE_SETTINGS = PurePosixPath("settings") / "site.yaml"
 
 
 class RepositoryError(Exception):
