@@ -63,3 +63,12 @@ def test_a_long_rendered_change_is_shortened_with_a_note_in_promotions_and_rollb
     assert f"_The diff has {MAX_DIFF_LINES + 50} lines; the first {MAX_DIFF_LINES} are shown." in section
     short = rendered_change("staging", "+one\n")
     assert short == "### Rendered change to staging\n\n```diff\n+one\n```\n"
+
+
+def test_promote_takes_the_target_or_leaves_it_to_the_overlays() -> None:
+    explicit = parser().parse_args(["promote", "dev", "staging"])
+    assert (explicit.source, explicit.target) == ("dev", "staging")
+    found = parser().parse_args(["promote", "--ref", "0" * 40, "--open-pr", "--", "staging"])
+    assert (found.source, found.target, found.open_pr) == ("staging", None, True)
+    dashed = parser().parse_args(["promote", "--", "--push"])
+    assert (dashed.source, dashed.target, dashed.push) == ("--push", None, False), "after --, never an option"

@@ -63,6 +63,22 @@ def test_the_order_reads_each_overlays_source(tmp_path: Path) -> None:
     assert order.back("live") == ["live", "test", "dev"]
 
 
+def test_the_next_environments_are_the_overlays_that_name_the_source(tmp_path: Path) -> None:
+    """What `gitops promote SOURCE` without a target promotes to: with qa between staging and prod, staging goes to
+    qa, qa to prod, and prod nowhere."""
+    order = PromotionOrder.read(
+        _repository(tmp_path, {"dev": None, "staging": "dev", "qa": "staging", "prod": "qa", "preview": None})
+    )
+    assert order.targets("dev") == ["staging"]
+    assert order.targets("staging") == ["qa"]
+    assert order.targets("qa") == ["prod"]
+    assert order.targets("prod") == []
+    assert order.targets("preview") == [], "set by the pipeline, promoted nowhere"
+    repository = PromotionOrder.read(ROOT)
+    (line,) = repository.lines()
+    assert [repository.targets(e) for e in line] == [[e] for e in line[1:]] + [[]]
+
+
 def test_no_source_anywhere_is_an_order_with_no_step(tmp_path: Path) -> None:
     order = PromotionOrder.read(_repository(tmp_path, {"dev": None, "prod": None}))
     assert str(order) == "nowhere (no overlay names a source)"

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from gitops.github import repository_from_url
-from gitrepos import FIRST, IMAGE, SECOND, clone, digest, git, gitops
+from gitrepos import FIRST, IMAGE, ORDER, SECOND, THIRD, clone, digest, git, gitops
 
 pytestmark = pytest.mark.process
 
@@ -77,6 +77,15 @@ def _promote(work: Path, api: str, token: str = TOKEN) -> subprocess.CompletedPr
     return gitops(
         work, "promote", FIRST, SECOND, "--open-pr", "--repository", REPOSITORY,
         env={"GITHUB_API_URL": api, "GITHUB_TOKEN": token},
+    )  # fmt: skip
+
+
+def _as_the_pipeline(work: Path, api: str, source: str) -> subprocess.CompletedProcess[str]:
+    """What the promote Task runs (tekton/ci-cd/tasks/promote.yaml): no target, the environment after --."""
+    revision = git(work, "rev-parse", "HEAD").strip()
+    return gitops(
+        work, "promote", "--ref", revision, "--open-pr", "--base", "main", "--repository", REPOSITORY, "--", source,
+        env={"GITHUB_API_URL": api, "GITHUB_TOKEN": TOKEN},
     )  # fmt: skip
 
 
@@ -153,7 +162,9 @@ def test_running_again_replaces_the_branch_and_updates_the_pull_request(
 ) -> None:
     pulls = f"/repos/{REPOSITORY}/pulls"
     StandIn.answers[("POST", pulls)] = (201, {"number": 3, "html_url": "u"})
-    assert _promote(work, github).returncode == 0
+    first = _as_the_pipeline(work, github, FIRST)
+    assert first.returncode == 0, first.stderr
+    assert StandIn.requests[0]["json"]["head"].startswith(f"promote/{SECOND}-"), "the target read from the overlays"
     again = clone(remote, tmp_path / "fresh-clone")  # the pipeline runs again on a repeated notification
     StandIn.answers[("POST", pulls)] = (
         422,
@@ -161,9 +172,36 @@ def test_running_again_replaces_the_branch_and_updates_the_pull_request(
     )
     StandIn.answers[("GET", pulls)] = (200, [{"number": 3, "html_url": "u"}])
     StandIn.answers[("PATCH", f"{pulls}/3")] = (200, {"number": 3})
-    result = _promote(again, github)
+    result = _as_the_pipeline(again, github, FIRST)
     assert result.returncode == 0, result.stderr
     assert "pull request #3 updated" in result.stderr
+    assert len([r for r in StandIn.requests if r["method"] == "POST"]) == 2, "one pull request per run, no other"
+
+
+def test_after_the_last_environment_the_pipeline_opens_nothing_and_succeeds(work: Path, github: str) -> None:
+    """Argo CD reports prod deployed too: no overlay names prod, so there is nothing to promote and no failure."""
+    head, remote_branches = git(work, "rev-parse", "HEAD"), git(work, "ls-remote", "origin")
+    result = _as_the_pipeline(work, github, THIRD)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert f"nothing to promote: no overlay names {THIRD} in gitops/promoted-from (promotion goes {ORDER})" in (
+        result.stderr
+    )
+    assert StandIn.requests == []
+    assert (git(work, "rev-parse", "HEAD"), git(work, "ls-remote", "origin")) == (head, remote_branches)
+    assert git(work, "branch", "--list", "promote/*") == ""
+    assert git(work, "status", "--porcelain") == ""
+
+
+def test_an_environment_that_is_no_overlay_fails_the_pipeline_before_anything_changes(work: Path, github: str) -> None:
+    """The EventListener lets any DNS label through: the tool refuses one that is no folder of overlays/."""
+    head = git(work, "rev-parse", "HEAD")
+    result = _as_the_pipeline(work, github, "qa")
+    assert result.returncode == 2
+    assert "unknown environment 'qa': expected one of " in result.stderr
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "branch", "--list", "promote/*") == ""
+    assert StandIn.requests == []
 
 
 def test_no_token_is_refused_before_anything_changes(work: Path, github: str) -> None:

@@ -6,13 +6,14 @@ it from the overlays."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from gitops.diff import render_at
 from gitops.layout import PROMOTED_FROM, release_path
-from gitops.promote import promote
+from gitops.promote import next_environments, promote
 from gitops.proposal import ProposalError
 from gitops.rollback import rollback
 from gitrepos import FIRST, IMAGE, ORDER, SECOND, THIRD, clone, digest, git, gitops
@@ -131,6 +132,7 @@ def _refused(work: Path, *args: str) -> str:
         ((THIRD, SECOND), f"{THIRD} -> {SECOND} is not a step"),
         ((SECOND, SECOND), f"{SECOND} -> {SECOND} is not a step"),
         ((FIRST, "qa"), f"{FIRST} -> qa is not a step"),
+        (("qa",), "unknown environment 'qa': expected one of "),
         ((FIRST, SECOND, "--image", f"{IMAGE}@{digest(9)}"), f"not {IMAGE}@{digest(9)}"),
     ],
 )
@@ -260,6 +262,42 @@ def test_the_promotion_order_is_what_the_overlays_declare(work: Path) -> None:
     assert "Add the greeting" in pull_request.split("### Source commits this image brings")[1].split("###")[0], (
         f"the source commits come from what the pipeline recorded in {FIRST}"
     )
+
+
+def test_without_a_target_it_promotes_to_each_environment_whose_overlay_names_the_source(work: Path) -> None:
+    """A qa overlay between SECOND and THIRD (a copy of SECOND's, promoted from it; THIRD now promoted from qa):
+    `promote SOURCE` finds its targets in the overlays, one branch each, and after the last one does nothing."""
+    shutil.copytree(work / "overlays" / SECOND, work / "overlays" / "qa")
+    _annotate(work, "qa", SECOND)
+    _annotate(work, THIRD, "qa")
+    git(work, "add", "-A")
+    git(work, "commit", "--quiet", "-m", f"qa between {SECOND} and {THIRD}")
+    git(work, "push", "--quiet", "origin", "HEAD:main")
+    assert next_environments(work, FIRST) == [SECOND]
+    assert next_environments(work, SECOND) == ["qa"]
+    assert next_environments(work, "qa") == [THIRD]
+    assert next_environments(work, THIRD) == []
+    _deploy_to_first(work, IMAGE_1, _source_commit(work, "a.py", "Add the greeting"))
+
+    branch, _ = _promote(work, FIRST, "--push")
+    assert branch == f"promote/{SECOND}-{digest(1).removeprefix('sha256:')[:12]}"
+    _merge(work, branch)
+    branch, pull_request = _promote(work, SECOND, "--push")
+    assert branch == f"promote/qa-{digest(1).removeprefix('sha256:')[:12]}"
+    assert git(work, "diff", "--name-only", f"origin/main...origin/{branch}").split() == [release_path("qa")]
+    assert pull_request.startswith(f"# Promote microservice-demo@{digest(1)[:19]} to qa\n")
+    assert pull_request.count("\n# Promote ") == 0, "one pull request"
+    _merge(work, branch)
+
+    before = _state(work)
+    last = gitops(work, "promote", THIRD, "--push")
+    assert last.returncode == 0, last.stderr
+    assert last.stdout == ""
+    assert last.stderr == (
+        f"nothing to promote: no overlay names {THIRD} in {PROMOTED_FROM} "
+        f"(promotion goes {FIRST} -> {SECOND} -> qa -> {THIRD})\n"
+    )
+    _assert_untouched(work, before)
 
 
 def test_a_promotion_order_that_goes_round_is_refused_naming_the_overlay(work: Path) -> None:

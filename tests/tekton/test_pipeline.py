@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import celpy
 import pytest
 import yaml
+from gitops.layout import environments
 from gitops.render import render
 from gitops.repository import repo_root
 
@@ -193,7 +195,7 @@ def test_push_filter(objects: dict[tuple[str, str], Any], case: str, body: dict[
     assert result == builds, case
 
 
-def _deployed(environment: str, application: str | None = None, revision: str = "c" * 40) -> dict[str, Any]:
+def _deployed(environment: Any, application: str | None = None, revision: str = "c" * 40) -> dict[str, Any]:
     return {
         "application": application or f"microservice-demo-{environment}",
         "environment": environment,
@@ -201,24 +203,116 @@ def _deployed(environment: str, application: str | None = None, revision: str = 
     }
 
 
+def _starts_a_promotion(objects: dict[tuple[str, str], Any], body: dict[str, Any]) -> bool:
+    """Whether the promotion listener's filter lets the body through: true, as Tekton's CEL interceptor needs it
+    (false, or an evaluation error, which Tekton also takes as a refusal)."""
+    try:
+        result = _cel(objects, "deployed", listener="promotion").evaluate({"body": celpy.json_to_cel(body)})
+    except celpy.CELEvalError:
+        return False
+    return isinstance(result, celpy.celtypes.BoolType) and bool(result)
+
+
+@pytest.mark.parametrize("environment", [*environments(ROOT), "qa", "perf-2", "a" * 45])
+def test_the_promotion_listener_accepts_any_environment_for_its_own_application(
+    objects: dict[tuple[str, str], Any], environment: str
+) -> None:
+    """Every overlay (prod too, which the Pipeline then finds nothing after) and any new one such as qa: the
+    listener names no environment, the overlays say where each goes next."""
+    assert _starts_a_promotion(objects, _deployed(environment))
+
+
+def test_the_promotion_listener_names_no_environment(objects: dict[tuple[str, str], Any]) -> None:
+    filter_ = next(
+        p["value"]
+        for t in objects[("EventListener", "promotion")]["spec"]["triggers"]
+        for i in t["interceptors"]
+        for p in i["params"]
+        if p["name"] == "filter"
+    )
+    quoted = set(re.findall(r"'([^']*)'", filter_))
+    assert not quoted & set(environments(ROOT)), "environments come from overlays/, not from a list here"
+
+
 @pytest.mark.parametrize(
-    ("body", "target"),
+    "environment",
     [
-        (_deployed("dev"), "staging"),
-        (_deployed("staging"), "prod"),
-        (_deployed("prod"), None),
-        (_deployed("qa"), None),
-        (_deployed("dev", application="microservice-demo-prod"), None),
-        (_deployed("dev", revision="main"), None),
+        "qa; rm -rf /",
+        "qa && curl evil",
+        "$(params.revision)",
+        "$(body.revision)",
+        "qa`id`",
+        "qa' || true || '",
+        '"qa"',
+        "../prod",
+        "qa/prod",
+        "qa.prod",
+        "qa prod",
+        "qa\n",
+        "\nqa",
+        "qa\x00",
+        "QA",
+        "-qa",
+        "qa-",
+        "--push",
+        "q_a",
+        "\u0440rod",  # a Cyrillic er: looks like prod
+        "",
+        "a" * 46,  # microservice-demo-<46> is longer than a namespace name may be (63)
+        ["qa"],
+        1,
+        None,
     ],
 )
-def test_promotion_trigger(objects: dict[tuple[str, str], Any], body: dict[str, Any], target: str | None) -> None:
-    """Argo CD's on-deployed webhook for dev promotes to staging, for staging to prod; nothing else starts one."""
-    runs = _cel(objects, "deployed", listener="promotion").evaluate({"body": celpy.json_to_cel(body)})
-    assert runs == (target is not None)
-    if target is not None:
-        chosen = _cel(objects, "deployed", "overlays", listener="promotion").evaluate({"body": celpy.json_to_cel(body)})
-        assert chosen == target
+def test_the_promotion_listener_refuses_what_is_no_environment_name(
+    objects: dict[tuple[str, str], Any], environment: Any
+) -> None:
+    """Names that could not be an overlay's folder and its namespace's suffix start nothing, even for an
+    Application spelt to match them."""
+    assert not _starts_a_promotion(objects, _deployed(environment))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _deployed("qa", application="microservice-demo-prod"),
+        _deployed("prod", application="microservice-demo-qa"),
+        _deployed("qa", application="other-qa"),
+        _deployed("qa", revision="main"),
+        _deployed("qa", revision="c" * 39),
+        _deployed("qa", revision="c" * 41),
+        _deployed("qa", revision="C" * 40),
+        _deployed("qa", revision="c" * 40 + "\n"),
+        {"application": "microservice-demo-qa", "revision": "c" * 40},
+        {"application": "microservice-demo-qa", "environment": "qa"},
+    ],
+)
+def test_the_promotion_listener_still_checks_application_and_revision(
+    objects: dict[tuple[str, str], Any], body: dict[str, Any]
+) -> None:
+    assert not _starts_a_promotion(objects, body)
+
+
+def test_only_the_environment_and_the_revision_reach_the_promotion(objects: dict[tuple[str, str], Any]) -> None:
+    """The listener computes nothing (no CEL overlays): the Pipeline's tool finds the targets in the overlays."""
+    (trigger,) = objects[("EventListener", "promotion")]["spec"]["triggers"]
+    for interceptor in trigger["interceptors"]:
+        assert {p["name"] for p in interceptor["params"]} == {"filter"}
+    (binding,) = [objects[("TriggerBinding", b["ref"])] for b in trigger["bindings"]]
+    params = {p["name"]: p["value"] for p in binding["spec"]["params"]}
+    assert params.pop("repo-url").startswith("https://")
+    assert params == {"source": "$(body.environment)", "revision": "$(body.revision)"}
+    template = objects[("TriggerTemplate", trigger["template"]["ref"])]["spec"]
+    (run,) = template["resourcetemplates"]
+    assert {p["name"] for p in run["spec"]["params"]} == {"repo-url", "source", "revision"}
+    pipeline = objects[("Pipeline", run["spec"]["pipelineRef"]["name"])]["spec"]
+    assert {p["name"] for p in pipeline["params"]} == {"repo-url", "source", "revision"}
+    (promote,) = [t for t in pipeline["tasks"] if t["taskRef"]["name"] == "promote"]
+    given = {p["name"]: p["value"] for p in promote["params"]}
+    assert given == {"source": "$(params.source)", "revision": "$(tasks.fetch.results.commit)"}
+    # The longest name the filter accepts still makes a PipelineRun name that fits in a label value (63).
+    longest = run["metadata"]["generateName"].replace("$(tt.params.source)", "a" * 45)
+    assert len(longest) + 5 <= 63  # generateName adds 5 characters
 
 
 def test_only_argocd_notifications_may_call_the_promotion_listener(objects: dict[tuple[str, str], Any]) -> None:

@@ -6,12 +6,14 @@ nothing but what the image has. Tested the way the Task runs it: a copy of the r
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from gitops.cli import parser
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
@@ -24,6 +26,36 @@ def test_the_task_runs_the_repositorys_own_launcher_in_a_debian_image_as_root() 
     # scripts/bootstrap.sh installs Node.js with apt-get, which needs Debian and root.
     assert "bookworm" in step["image"] or "trixie" in step["image"]
     assert (step.get("securityContext") or {}).get("runAsNonRoot") is not True
+
+
+def _command(step: dict[str, object], variables: dict[str, str]) -> list[str]:
+    """The step's `./scripts/gitops promote ...` line as the shell splits it, with the step's variables set."""
+    (line,) = [line for line in str(step["script"]).splitlines() if line.lstrip().startswith("./scripts/gitops ")]
+    words = shlex.split(line)
+    assert all(word.count("$") == (word in {f"${name}" for name in variables}) for word in words), (
+        "each variable is a word of its own, quoted"
+    )
+    return [variables.get(word[1:], word) if word.startswith("$") else word for word in words]
+
+
+@pytest.mark.parametrize("source", ["staging", "qa", "--push", "-h", "prod staging"])
+def test_the_task_gives_the_tool_the_source_alone_and_lets_the_overlays_name_the_targets(source: str) -> None:
+    """Only the deployed environment and its revision come in, through the environment (no $(params.…) in the
+    script, where a value would be spliced into the shell): the command line has SOURCE as the source whatever it
+    spells, and no target, so `gitops promote` reads the targets from the overlays."""
+    spec = yaml.safe_load(TASK.read_text())["spec"]
+    assert [p["name"] for p in spec["params"]] == ["source", "revision"]
+    (step,) = spec["steps"]
+    assert "$(params." not in step["script"]
+    given = {e["name"]: e["value"] for e in step["env"] if "value" in e}
+    assert {name for name, value in given.items() if "$(params." in value} == {"SOURCE_ENV", "REVISION"}
+    assert (given["SOURCE_ENV"], given["REVISION"]) == ("$(params.source)", "$(params.revision)")
+    revision = "0123456789abcdef" * 2 + "01234567"
+    argv = _command(step, {"SOURCE_ENV": source, "REVISION": revision})
+    assert argv[:2] == ["./scripts/gitops", "promote"]
+    args = parser().parse_args(argv[1:])
+    assert (args.source, args.target, args.ref) == (source, None, revision)
+    assert (args.open_pr, args.base, args.push) == (True, "main", False)
 
 
 @pytest.mark.process

@@ -19,7 +19,8 @@ from gitops.layout import OVERLAYS, POLICIES, PROMOTED_FROM, RELEASE, SITE_SETTI
 from gitops.placeholders import find_placeholders
 from gitops.policy_check import report as report_policies
 from gitops.policy_check import run_policy_check
-from gitops.promote import promote
+from gitops.promote import next_environments, promote
+from gitops.promotion_order import PromotionOrder
 from gitops.proposal import Proposal, ProposalError
 from gitops.render import RenderError
 from gitops.repository import entry_points, repo_root
@@ -93,10 +94,30 @@ def _promote(args: argparse.Namespace) -> int:
     token = os.environ.get("GITHUB_TOKEN", "")
     if args.open_pr and not token:
         raise GitHubError("--open-pr needs GITHUB_TOKEN, a token that can open pull requests")
+    repository = ""
     if args.open_pr:
         repository = args.repository or repository_from_url(git(root, "remote", "get-url", args.remote).stdout.strip())
+    targets = [args.target] if args.target is not None else next_environments(root, args.source)
+    if not targets:
+        print(
+            f"nothing to promote: no overlay names {args.source} in {PROMOTED_FROM} "
+            f"(promotion goes {PromotionOrder.read(root)})",
+            file=sys.stderr,
+        )
+        return 0
+    refused = 0
+    for target in targets:  # one pull request each; a refusal of one does not keep the others from theirs
+        try:
+            _promote_to(root, args, target, repository, token)
+        except ERRORS as exc:
+            print(f"gitops: {exc}", file=sys.stderr)
+            refused += 1
+    return 2 if refused else 0
+
+
+def _promote_to(root: Path, args: argparse.Namespace, target: str, repository: str, token: str) -> None:
     promotion = promote(
-        root, args.source, args.target, ref=args.ref, expect_image=args.image,
+        root, args.source, target, ref=args.ref, expect_image=args.image,
         push=args.push or args.open_pr, remote=args.remote,
     )  # fmt: skip
     _show(promotion, args.remote)
@@ -110,7 +131,6 @@ def _promote(args: argparse.Namespace) -> int:
                 "Run the same command again, or open it by hand."
             ) from None
         print(f"pull request #{pull.number} {'opened' if pull.created else 'updated'}: {pull.url}", file=sys.stderr)
-    return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -215,16 +235,20 @@ def parser() -> argparse.ArgumentParser:
     promoter = commands.add_parser(
         "promote",
         parents=[pushing],
-        help="prepare the pull request that moves SOURCE's image to TARGET",
+        help="prepare the pull request that moves SOURCE's image to TARGET, or to every environment after SOURCE",
         description=(
             "Copy the image SOURCE runs (at --ref) into TARGET's release file on a new branch "
             "promote/TARGET-<digest>, with one commit, after checking the new render. Prints the pull request's "
             f"title and Markdown body. Only one step of the promotion order: TARGET's overlay names SOURCE in "
-            f"{PROMOTED_FROM} ({OVERLAYS}/TARGET/kustomization.yaml, metadata.annotations)."
+            f"{PROMOTED_FROM} ({OVERLAYS}/TARGET/kustomization.yaml, metadata.annotations). Without TARGET, do so "
+            "for every environment whose overlay names SOURCE (in the work tree), one branch and pull request each; "
+            "when none does (the end of the order), say so and exit 0."
         ),
     )
     promoter.add_argument("source", help="the environment whose image moves on")
-    promoter.add_argument("target", help="the environment promoted from SOURCE")
+    promoter.add_argument(
+        "target", nargs="?", help="the environment promoted from SOURCE (default: every one the overlays name)"
+    )
     promoter.add_argument("--ref", default="HEAD", help="the revision to read SOURCE's image at (default HEAD)")
     promoter.add_argument("--image", help="refuse unless SOURCE runs exactly this image")
     promoter.add_argument(

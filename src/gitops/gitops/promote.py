@@ -2,7 +2,8 @@
 
 Only one step of the promotion order the overlays declare (gitops.promotion_order): dev -> staging, staging -> prod.
 The promotion changes exactly one file, the target's release file, on a branch named after the target and the
-image's digest, with one commit.
+image's digest, with one commit. Without a target, the steps are the ones the overlays declare from the source
+(next_environments): what the pipeline runs once Argo CD reports an environment deployed.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def _checks(root: Path, target: str, image: ImageRef) -> str:
         f"- `gitops policy-check {OVERLAYS / target}`: ok ({policies.policies} admission policies, as the "
         f"cluster will enforce them)\n{warnings}"
     )
+
+
+def next_environments(root: Path, source: str) -> list[str]:
+    """The environments ``source``'s image moves on to: each whose overlay, in the work tree (what a promotion's
+    branch starts from), names ``source`` in its annotation. Empty at the end of a line (prod); RepositoryError for
+    a source that is no environment."""
+    overlay(root, source)
+    return PromotionOrder.read(root).targets(source)
 
 
 def promote(root: Path, source: str, target: str, *, ref: str = "HEAD", expect_image: str | None = None,

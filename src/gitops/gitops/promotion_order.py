@@ -71,6 +71,11 @@ class PromotionOrder:
     def is_step(self, source: str, target: str) -> bool:
         return self.sources.get(target) == source
 
+    def targets(self, source: str) -> list[str]:
+        """The environments promoted from ``source``: each overlay that names it in its annotation (one at the most
+        as the order stands; none for the end of a line, or an environment promoted nowhere)."""
+        return sorted(target for target, named in self.sources.items() if named == source)
+
     def back(self, environment: str) -> list[str]:
         """The environment, the one it is promoted from, and so on back to where the pipeline sets the image (or
         until one comes round again)."""
