@@ -1,4 +1,6 @@
-"""The Argo CD configuration, rendered with real kustomize: the root, its children, and what each child renders."""
+"""The Argo CD configuration, rendered with real kustomize: the root, its children, and what each child renders.
+The children include the Applications the root's ApplicationSets generate, as gitops.applicationsets models the
+ApplicationSet controller, so that every test here sees the environments' Applications as Argo CD would create them."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from gitops.applicationsets import expand
+from gitops.bootstrap import wave_of
 from gitops.render import render
 from gitops.repository import repo_root
 
@@ -21,31 +25,40 @@ def _git_sources(app: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ArgoCD:
-    def __init__(self) -> None:
-        self.bootstrap = render(ROOT / "argocd" / "bootstrap", ROOT)[1]
-        self.root_objects = render(ROOT / "argocd" / "root", ROOT)[1]
+    def __init__(self, root: Path = ROOT) -> None:
+        self.bootstrap = render(root / "argocd" / "bootstrap", root)[1]
+        self.root_objects = render(root / "argocd" / "root", root)[1]
         self.root_app = next(o for o in self.bootstrap if o["kind"] == "Application")
         self.projects = {o["metadata"]["name"]: o for o in self.root_objects if o["kind"] == "AppProject"}
         self.repo_url = REPO_URL
-        # Every Application: the root's children, this repository's folders and the upstream charts alike.
+        self.application_sets = {o["metadata"]["name"]: o for o in self.root_objects if o["kind"] == "ApplicationSet"}
+        # Every Application: the root's children (this repository's folders and the upstream charts alike) and
+        # those its ApplicationSets generate, each with the ApplicationSet that made it.
         self.children = {o["metadata"]["name"]: o for o in self.root_objects if o["kind"] == "Application"}
+        self.generated_by: dict[str, dict[str, Any]] = {}
+        for appset, app in expand(self.root_objects, root, REPO_URL):
+            name = app["metadata"]["name"]
+            assert name not in self.children, f"{name} is both an Application of the root and generated"
+            self.children[name] = app
+            self.generated_by[name] = appset
         # What each Application renders from this repository (the root included; the charts render nothing here).
         self.rendered: dict[str, list[dict[str, Any]]] = {"root": self.root_objects}
         for name, app in self.children.items():
             for source in _git_sources(app):
-                self.rendered[name] = render(ROOT / source["path"], ROOT)[1]
+                self.rendered[name] = render(root / source["path"], root)[1]
 
     def all_applications(self) -> dict[str, dict[str, Any]]:
-        """The root and every Application it renders."""
+        """The root and every Application it renders or its ApplicationSets generate."""
         return {"root": self.root_app, **self.children}
 
     def charts(self) -> dict[str, dict[str, Any]]:
         """The Applications of upstream charts: no source in this repository."""
         return {name: app for name, app in self.children.items() if not _git_sources(app)}
 
-    @staticmethod
-    def wave(obj: dict[str, Any]) -> int:
-        return int((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+    def wave(self, obj: dict[str, Any]) -> int:
+        """The root's wave that creates the object: a generated Application's is its ApplicationSet's."""
+        appset = self.generated_by.get(obj["metadata"]["name"]) if obj["kind"] == "Application" else None
+        return wave_of(appset if appset is not None else obj)
 
     @staticmethod
     def git_sources(app: dict[str, Any]) -> list[dict[str, Any]]:

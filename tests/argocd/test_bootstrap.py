@@ -21,6 +21,7 @@ GITOPS = ROOT / ".venv" / "bin" / "gitops"
 
 @pytest.fixture(scope="module")
 def pristine() -> Bootstrap:
+    """The walk over the root's children and the Applications its ApplicationSets generate."""
     return Bootstrap(ROOT)
 
 
@@ -56,11 +57,11 @@ def test_every_chart_application_has_a_contract_and_every_contract_an_applicatio
 @pytest.mark.parametrize(
     ("consumer", "provider"),
     [
-        ("platform-networking", "envoy-gateway"),  # GatewayClass, Gateway, HTTPRoute
-        ("platform-networking", "cert-manager"),  # ClusterIssuer
-        ("platform-observability", "prometheus-operator-crds"),  # PrometheusRules
-        ("platform-tekton", "tekton-operator"),  # TektonConfig
-        ("platform-ci-cd", "platform-tekton"),  # Pipelines, Tasks, EventListeners: from the TektonConfig
+        ("networking", "envoy-gateway"),  # GatewayClass, Gateway, HTTPRoute
+        ("networking", "cert-manager"),  # ClusterIssuer
+        ("observability", "prometheus-operator-crds"),  # PrometheusRules
+        ("tekton-platform", "tekton-operator"),  # TektonConfig
+        ("tekton-ci-cd", "tekton-platform"),  # Pipelines, Tasks, EventListeners: from the TektonConfig
         ("microservice-demo-prod", "vertical-pod-autoscaler"),  # the VPA
     ],
 )
@@ -72,11 +73,11 @@ def test_a_custom_resource_in_the_same_wave_as_its_crd_fails_the_dry_run(
 
 
 def test_skip_dry_run_does_not_excuse_a_crd_that_nothing_installed_first(bootstrap: Bootstrap) -> None:
-    child = _child(bootstrap, "platform-networking")
-    _set_wave(bootstrap, "platform-networking", _child(bootstrap, "envoy-gateway").wave)
+    child = _child(bootstrap, "networking")
+    _set_wave(bootstrap, "networking", _child(bootstrap, "envoy-gateway").wave)
     child.obj["spec"]["syncPolicy"].setdefault("syncOptions", []).append("SkipDryRunOnMissingResource=true")
     child.entries = [type(e)(e.kind, e.namespace, e.name, True) for e in child.entries]
-    assert "SkipDryRunOnMissingResource only moves the failure" in _reasons(bootstrap.walk(), "platform-networking")
+    assert "SkipDryRunOnMissingResource only moves the failure" in _reasons(bootstrap.walk(), "networking")
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,7 @@ def test_an_object_the_project_refuses_fails_the_sync(
 
 
 def test_an_application_before_its_namespace_fails(bootstrap: Bootstrap) -> None:
-    _set_wave(bootstrap, "kube-prometheus-stack", _child(bootstrap, "platform-security").wave)
+    _set_wave(bootstrap, "kube-prometheus-stack", _child(bootstrap, "security").wave)
     assert "the namespace 'observability' does not exist yet" in _reasons(bootstrap.walk(), "kube-prometheus-stack")
 
 
@@ -115,7 +116,7 @@ def test_without_the_health_check_in_the_bootstrap_the_waves_do_not_wait(bootstr
 def test_without_the_tekton_config_health_check_ci_cd_would_not_wait(bootstrap: Bootstrap) -> None:
     (config,) = [o for o in bootstrap.bootstrap_objects if o["metadata"]["name"] == "argocd-cm"]
     del config["data"]["resource.customizations.health.operator.tekton.dev_TektonConfig"]
-    assert "no health check for TektonConfig.operator.tekton.dev" in _reasons(bootstrap.walk(), "platform-tekton")
+    assert "no health check for TektonConfig.operator.tekton.dev" in _reasons(bootstrap.walk(), "tekton-platform")
 
 
 def test_a_secret_a_chart_mounts_must_exist_before_its_wave_ends(bootstrap: Bootstrap) -> None:
@@ -125,7 +126,7 @@ def test_a_secret_a_chart_mounts_must_exist_before_its_wave_ends(bootstrap: Boot
 
 
 def test_the_stack_after_the_secret_its_alertmanager_mounts(bootstrap: Bootstrap) -> None:
-    _set_wave(bootstrap, "kube-prometheus-stack", _child(bootstrap, "platform-observability").wave - 1)
+    _set_wave(bootstrap, "kube-prometheus-stack", _child(bootstrap, "observability").wave - 1)
     assert "Secret observability/alertmanager-config" in _reasons(bootstrap.walk(), "kube-prometheus-stack")
 
 
@@ -142,11 +143,11 @@ def test_gitops_bootstrap_check_names_the_wave_the_application_its_file_the_obje
     assert "it comes up" in ok.stderr
     scratch = tmp_path / "repo"
     shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".venv", ".tools", "node_modules", ".cache"))
-    application = scratch / "argocd" / "root" / "applications" / "platform-networking.application.yaml"
+    application = scratch / "argocd" / "root" / "applications" / "networking.application.yaml"
     application.write_text(application.read_text().replace('sync-wave: "-5"', 'sync-wave: "-6"'))
     broken = subprocess.run([str(GITOPS), "bootstrap-check"], cwd=scratch, capture_output=True, text=True, check=False)
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert (
-        "wave -6, platform-networking (base/networking): GatewayClass.gateway.networking.k8s.io "
+        "wave -6, networking (base/networking): GatewayClass.gateway.networking.k8s.io "
         "envoy-gateway: GatewayClass.gateway.networking.k8s.io is not served yet"  # cluster-scoped: no namespace
     ) in broken.stdout

@@ -45,15 +45,15 @@ def test_the_sidecar_finds_the_dashboard(stack: Stack) -> None:
 def test_argo_cd_links_to_this_dashboard_with_its_variable(stack: Stack) -> None:
     dashboard = stack.dashboard()
     variables = {v["name"] for v in dashboard["templating"]["list"]}
-    for env in ("dev", "staging", "prod"):
-        app = (ROOT / "argocd" / "root" / "applications" / f"microservice-demo-{env}.application.yaml").read_text()
-        link = re.search(r"link\.argocd\.argoproj\.io/dashboard: (\S+)", app)
-        assert link, env
-        match = re.fullmatch(r"https://[^/]+/d/(?P<uid>[^/]+)/[^?]+\?var-(?P<var>\w+)=(?P<value>\S+)", link[1])
-        assert match, link[1]
-        assert match["uid"] == dashboard["uid"]
-        assert match["var"] in variables
-        assert match["value"] == f"microservice-demo-{env}"
+    # Every environment's Application comes from the ApplicationSet's template, the environment its folder's name.
+    appset = (ROOT / "argocd" / "root" / "applications" / "microservice-demo.applicationset.yaml").read_text()
+    link = re.search(r"link\.argocd\.argoproj\.io/dashboard: (\S+)", appset)
+    assert link
+    match = re.fullmatch(r"https://[^/]+/d/(?P<uid>[^/]+)/[^?]+\?var-(?P<var>\w+)=(?P<value>\S+)", link[1])
+    assert match, link[1]
+    assert match["uid"] == dashboard["uid"]
+    assert match["var"] in variables
+    assert match["value"] == "microservice-demo-{{.path.basename}}"
 
 
 def test_panels_are_laid_out_on_the_grid_with_unique_ids(stack: Stack) -> None:

@@ -27,6 +27,7 @@ under gitops-engine/ in the argo-cd repository since v3.1):
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 import yaml
 
 from gitops.admission import CLUSTER_SCOPED
+from gitops.applicationsets import expand
 from gitops.contracts import Contract, load_contracts
 from gitops.layout import BOOTSTRAP, SECRETS_BY_HAND, RepositoryError
 from gitops.render import render
@@ -129,8 +131,11 @@ class Application:
         return crds | (self.contract.crds() if self.contract else set())
 
 
+WAVE = "argocd.argoproj.io/sync-wave"
+
+
 def wave_of(obj: dict[str, Any]) -> int:
-    return int((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+    return int((obj["metadata"].get("annotations") or {}).get(WAVE, "0"))
 
 
 def _skips_dry_run(obj: dict[str, Any]) -> bool:
@@ -186,6 +191,13 @@ class Bootstrap:
         root_entries = entries_of(self.root_objects, "argocd", self.cluster_scoped)
         self.root_app = Application(root_app, root_app["spec"]["source"]["path"], root_entries, self.root_objects)
         self.children = [self._child(o) for o in self.root_objects if o["kind"] == "Application"]
+        # The Applications the root's ApplicationSets generate (gitops.applicationsets models the controller), each
+        # in its ApplicationSet's wave: the controller creates them as soon as the root applies the ApplicationSet.
+        # The wave annotation is this walk's, on a copy, not something the controller writes.
+        for appset, generated in expand(self.root_objects, root, self.repo_url):
+            placed = copy.deepcopy(generated)
+            placed["metadata"].setdefault("annotations", {})[WAVE] = str(wave_of(appset))
+            self.children.append(self._child(placed))
 
     def _child(self, obj: dict[str, Any]) -> Application:
         sources = obj["spec"].get("sources") or [obj["spec"]["source"]]
