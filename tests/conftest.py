@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +18,35 @@ import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _copy_repository(destination: Path) -> Path:
+    """The repository's files as they are in the work tree (tracked and new ones alike, nothing git ignores), an
+    empty .git, which marks a checkout's root for the gitops tool and the tests, and links to the tools the test
+    script installed (git ignores them)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():  # not deleted in the work tree
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    (destination / ".git").mkdir()
+    for tools in (".tools", "tools/crd-schemas/node_modules", "tools/tekton-lint/node_modules"):  # git ignores them
+        if (REPO_ROOT / tools).exists():
+            (destination / tools).symlink_to(REPO_ROOT / tools)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def copy_repository() -> Callable[[Path], Path]:
+    """Copies the repository into a folder, for a test that changes it as a person would."""
+    return _copy_repository
 
 
 @pytest.fixture(autouse=True)

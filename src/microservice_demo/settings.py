@@ -29,7 +29,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
-    environment: Literal["local", "dev", "staging", "prod"] = "local"
+    # The overlay's folder name (overlays/<env>/), a DNS label like the namespace it ends; any environment added
+    # by docs/add-an-environment.md is one.
+    environment: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "local"
     version: Annotated[str, Field(min_length=1, max_length=128)] = Field(default_factory=_package_version)
     git_commit: Annotated[str, Field(pattern=r"^([0-9a-f]{7,40}|unknown)$")] = "unknown"
     image: Annotated[str, Field(max_length=512)] = "unknown"

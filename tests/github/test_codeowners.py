@@ -38,5 +38,6 @@ def test_the_platform_paths_need_the_platform_team() -> None:
     team's review: a pull request that changes them is reviewed by them before it can run with any credential."""
     for path in ("tekton/ci-cd/tasks/run-checks.yaml", "tekton/pull-requests/kustomization.yaml", "scripts/test",
                  ".ci/run", "argocd/root/kustomization.yaml", "base/security/namespaces.yaml",
+                 "base/security/environments/prod/kustomization.yaml",
                  "policies/kustomization.yaml", ".github/CODEOWNERS", "tools/scanners/pyproject.toml"):  # fmt: skip
         assert _owners(path) == ["@your-org/platform-team"], path

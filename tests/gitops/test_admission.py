@@ -411,7 +411,7 @@ def test_the_limit_ranger_fills_in_a_pods_resources_before_validation_but_not_a_
     Container LimitRanges (plugin/pkg/admission/limitranger/admission.go: SupportsAttributes, PodMutateLimitFunc).
     It acts on Pods alone: a Deployment's pod template is judged as written (docs: "Limit Ranges"). So
     resources-required refuses the Deployment and admits the bare Pod of microservice-demo-prod
-    (base/security/limitranges.yaml)."""
+    (base/security/environments/prod/limits.yaml)."""
     pod = _bare_pod()
     deployment = {
         "apiVersion": "apps/v1",

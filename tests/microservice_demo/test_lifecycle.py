@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 import yaml
+from gitops.layout import environments
 from gitops.render import render
 
 from microservice_demo.lifecycle import Lifecycle
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = REPO_ROOT / "base" / "microservice-demo" / "deployment.yaml"
-ENVIRONMENTS = ("dev", "staging", "prod")
+ENVIRONMENTS = tuple(environments(REPO_ROOT))
 
 # Time for the EndpointSlice change to reach kube-proxy on every node and Envoy: a second or two on a healthy
 # cluster, more on a busy one.

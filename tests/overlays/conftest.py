@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitops.layout import environments
 from gitops.render import render
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
-ENVIRONMENTS = ("dev", "staging", "prod")
+ENVIRONMENTS = tuple(environments(ROOT))
 
 
 class Rendered:

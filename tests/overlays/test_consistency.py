@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
+from gitops.layout import environments
 
 from microservice_demo.app import create_app
 from microservice_demo.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("dev", "staging", "prod")
+ENVIRONMENTS = tuple(environments(ROOT))
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
@@ -130,9 +131,29 @@ def test_probe_paths_exist_in_the_service(overlays: dict[str, Any], env: str) ->
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def _image_environment() -> dict[str, str]:
+    """The variables the Containerfile's ENV instructions set (KEY=value forms, lines joined at backslashes)."""
+    text = (ROOT / "Containerfile").read_text().replace("\\\n", " ")
+    return {
+        key: value
+        for line in re.findall(r"^ENV (.*)$", text, re.M)
+        for key, value in re.findall(r"([A-Z_][A-Z0-9_]*)=(\S*)", line)
+    }
+
+
+def test_the_configmap_repeats_nothing_the_image_sets(overlays: dict[str, Any], env: str) -> None:
+    """One home per setting: how the container listens and logs is the image's; the ConfigMap adds the rest."""
+    image = _image_environment()
+    assert {"APP_HOST", "APP_PORT", "APP_LOG_FORMAT"} <= set(image)
+    assert not set(overlays[env].settings) & set(image)
+
+
 def test_every_setting_in_the_configmap_is_one_the_service_accepts(
     overlays: dict[str, Any], env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for key, value in _image_environment().items():  # what the container starts with, then the ConfigMap's
+        if key.startswith("APP_") and "$" not in value:
+            monkeypatch.setenv(key, value)
     settings = dict(overlays[env].settings)
     secrets_dir = settings.pop("APP_SECRETS_DIR")
     deployment = overlays[env].one("Deployment")["spec"]["template"]["spec"]
@@ -143,7 +164,9 @@ def test_every_setting_in_the_configmap_is_one_the_service_accepts(
         monkeypatch.setenv(key, value)
     loaded = Settings()
     assert loaded.environment == env
-    assert loaded.port == 8080
+    (port,) = deployment["containers"][0]["ports"]
+    assert loaded.port == port["containerPort"]
+    assert (loaded.host, loaded.log_format) == ("0.0.0.0", "json")
     # The service ignores APP_* variables it doesn't know (extra="ignore"), so a stale one would pass unnoticed.
     unknown = {key for key in settings if key.startswith("APP_") and key[4:].lower() not in Settings.model_fields}
     assert not unknown, f"settings the service does not have: {sorted(unknown)}"
@@ -196,27 +219,33 @@ def test_each_route_attaches_to_its_environments_listener(overlays: dict[str, An
     listener = next(item for item in gateway["spec"]["listeners"] if item["name"] == parent["sectionName"])
     assert listener["protocol"] == "HTTPS"
     assert route["hostnames"] == [listener["hostname"]]
+    assert parent["sectionName"] == f"https-{env}"
     selector = listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]
-    assert selector == {"kubernetes.io/metadata.name": f"microservice-demo-{env}"}
+    assert selector == {"gitops/environment": env}  # the environment's namespace (base/security/environments/)
+    settings = yaml.safe_load((ROOT / "settings" / "site.yaml").read_text())["data"]
+    assert listener["hostname"] == settings[f"{env}Host"]
     backend = route["rules"][0]["backendRefs"][0]
     service = overlays[env].one("Service")
     assert backend["name"] == service["metadata"]["name"]
     assert backend["port"] in {port["port"] for port in service["spec"]["ports"]}
 
 
-def test_each_https_listener_admits_routes_from_one_named_namespace(networking: Any) -> None:
-    """The service's environments, Grafana (observability) and GitHub's webhooks (ci-cd); no listener admits routes
-    from every namespace."""
+def test_each_https_listener_admits_routes_from_one_namespace(networking: Any) -> None:
+    """The service's environments (each by its gitops/environment label, which one namespace carries:
+    tests/security/test_environments.py), Grafana (observability) and GitHub's webhooks (ci-cd), by name; no
+    listener admits routes from every namespace."""
     gateway = networking.one("Gateway")
     admitted = []
     for listener in gateway["spec"]["listeners"]:
         namespaces = listener["allowedRoutes"]["namespaces"]
         if listener["protocol"] == "HTTPS":
             assert namespaces["from"] == "Selector"
-            admitted.append(namespaces["selector"]["matchLabels"]["kubernetes.io/metadata.name"])
+            ((key, value),) = namespaces["selector"]["matchLabels"].items()
+            assert key in ("kubernetes.io/metadata.name", "gitops/environment")
+            admitted.append(value)
         else:
             assert namespaces["from"] == "Same"
-    expected = [*(f"microservice-demo-{env}" for env in ENVIRONMENTS), "observability", "ci-cd"]
+    expected = [*ENVIRONMENTS, "observability", "ci-cd"]
     assert sorted(admitted) == sorted(expected)
     assert (
         gateway["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+from gitops.layout import environments
 
 ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENTS = ("dev", "staging", "prod")
+ENVIRONMENTS = tuple(environments(ROOT))
 
 SLO_RULES = ROOT / "base" / "observability" / "rules" / "microservice-demo-slo.prometheusrule.yaml"
 ALLOY = ROOT / "base" / "observability" / "charts" / "alloy.application.yaml"

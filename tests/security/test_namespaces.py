@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gitops.layout import environments
 from gitops.repository import repo_root
 from gitops.schemas import SUPPORTED_KUBERNETES
 
 ROOT = repo_root(Path(__file__))
-SERVICE = {f"microservice-demo-{env}" for env in ("dev", "staging", "prod")}
+SERVICE = {f"microservice-demo-{env}" for env in environments(ROOT)}
 PLATFORM = {
     "cert-manager",
     "envoy-gateway-system",

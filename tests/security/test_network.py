@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 import yaml
 from gitops.contracts import load_contracts
+from gitops.layout import environments
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
 CONTRACTS = {name: contract.data for name, contract in load_contracts(ROOT).items()}
 NCA = ROOT / ".tools" / "network-analyzer" / "bin" / "nca"
-ENVIRONMENTS = ("dev", "staging", "prod")
+ENVIRONMENTS = environments(ROOT)
 INTERNET = "internet"
 # name -> (namespace, labels, container ports): the charts' pods, as the policies select them.
 CHART_PODS = {
@@ -82,9 +83,14 @@ def _pod(name: str, namespace: str, labels: dict[str, str], ports: dict[str, int
 
 def _cluster(folder: Path, objects: list[dict[str, Any]]) -> tuple[Path, Path, Path]:
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
-    names = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"} | {"kube-system", "argocd"}
-    namespaces = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}}
+    declared = {o["metadata"]["name"]: o["metadata"].get("labels", {}) for o in objects if o["kind"] == "Namespace"}
+    names = set(declared) | {"kube-system", "argocd"}
+    namespaces = [  # with their labels (gitops/environment...) and the one the API server adds
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": n, "labels": {**declared.get(n, {}), "kubernetes.io/metadata.name": n}},
+        }
         for n in sorted(names)
     ]
     pods = [_pod(name, *spec) for name, spec in CHART_PODS.items()]

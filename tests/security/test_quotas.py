@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitops.layout import environments
 from gitops.render import render
 from gitops.repository import repo_root
 
@@ -65,7 +66,7 @@ def _in_namespace(objects: list[dict[str, Any]], kind: str, env: str) -> dict[st
     return obj
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", environments(ROOT))
 def test_each_quota_fits_what_the_environment_runs_with_bounded_headroom(
     env: str, security: list[dict[str, Any]]
 ) -> None:
@@ -76,7 +77,7 @@ def test_each_quota_fits_what_the_environment_runs_with_bounded_headroom(
         assert need <= hard <= 2 * need, f"{env} {resource}: needs {need}, quota {hard}"
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", environments(ROOT))
 def test_each_limit_range_admits_the_overlays_containers_and_defaults_to_the_service(
     env: str, security: list[dict[str, Any]]
 ) -> None:

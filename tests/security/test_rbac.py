@@ -132,10 +132,26 @@ def test_no_role_grants_reading_secrets(rbac: Rbac) -> None:
                 assert not {"get", "list", "watch"} & set(rule["verbs"]), role["metadata"]["name"]
 
 
-def test_nobody_changes_staging_or_prod_by_hand(rbac: Rbac) -> None:
+def _environments(objects: list[dict[str, Any]], development: bool) -> list[str]:
+    """The service's environments' namespaces (gitops/environment), the development ones (gitops/admission: warn)
+    or the others."""
+    return [
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "Namespace"
+        and "gitops/environment" in o["metadata"].get("labels", {})
+        and (o["metadata"]["labels"].get("gitops/admission") == "warn") == development
+    ]
+
+
+def test_nobody_changes_an_environment_but_a_development_one_by_hand(
+    rbac: Rbac, everything: list[dict[str, Any]]
+) -> None:
     """Argo CD deploys there: no person and no pipeline holds a write verb in those namespaces."""
     subjects = {(s["kind"], s["name"]) for b in rbac.bindings for s in b.get("subjects", [])}
-    for namespace in ("microservice-demo-staging", "microservice-demo-prod"):
+    protected = _environments(everything, development=False)
+    assert {"microservice-demo-staging", "microservice-demo-prod"} <= set(protected)
+    for namespace in protected:
         for subject in subjects:
             for verb in ("create", "update", "patch", "delete"):
                 for group, resource in (("apps", "deployments"), ("", "pods"), ("", "configmaps"), ("", "services"),
@@ -176,9 +192,21 @@ def test_no_person_creates_pipeline_or_task_runs_or_pods_where_the_credentials_a
             assert not rbac.can(group, "create", api, resource, "ci-cd"), (group, resource)
 
 
-def test_the_write_role_is_bound_in_dev_only(rbac: Rbac) -> None:
+def test_the_write_role_is_bound_in_development_environments_only(rbac: Rbac, everything: list[dict[str, Any]]) -> None:
     operators = [b for b in rbac.bindings if b["roleRef"]["name"] == "platform:namespace-operator"]
-    assert [(b["kind"], b["metadata"]["namespace"]) for b in operators] == [("RoleBinding", "microservice-demo-dev")]
+    development = _environments(everything, development=True)
+    assert development == ["microservice-demo-dev"]
+    assert [(b["kind"], b["metadata"]["namespace"]) for b in operators] == [("RoleBinding", n) for n in development]
+
+
+def test_nobody_writes_namespaces_so_nobody_relabels_an_environment(rbac: Rbac) -> None:
+    """The admission policies and NetworkPolicies select environments by the Namespaces' gitops/ labels: whoever
+    could patch a Namespace could take one out of every policy. Only Argo CD (the platform project) and cluster
+    admins write Namespaces; no group or ServiceAccount this repository binds may."""
+    subjects = {(s["kind"], s["name"]) for b in rbac.bindings for s in b.get("subjects", [])}
+    for subject in subjects:
+        for verb in ("create", "update", "patch", "delete"):
+            assert not rbac.can(subject, verb, "", "namespaces", None), (subject, verb)
 
 
 def test_the_security_auditor_reads_everything_read_only_people_read_and_more(rbac: Rbac) -> None:
@@ -198,12 +226,11 @@ def test_the_security_auditor_reads_everything_read_only_people_read_and_more(rb
 
 def test_the_role_model_is_complete(rbac: Rbac) -> None:
     """Eight roles: read-only, developer, QA tester, DevOps engineer, SRE, security auditor, platform admin, and
-    each environment's owners."""
+    the service's owners."""
     groups = {s["name"] for b in rbac.bindings for s in b.get("subjects", []) if s["kind"] == "Group"}
     assert groups == {
         "oidc:read-only", "oidc:developers", "oidc:qa-testers", "oidc:platform-devops", "oidc:platform-sre",
-        "oidc:security-auditors", "oidc:platform-admins",
-        *(f"oidc:microservice-demo-{env}-admins" for env in ("dev", "staging", "prod")),
+        "oidc:security-auditors", "oidc:platform-admins", "oidc:microservice-demo-owners",
     }  # fmt: skip
     admin = ("Group", "oidc:platform-admins")
     assert rbac.can(admin, "patch", "", "nodes", None) and rbac.can(admin, "create", "", "pods/eviction", ELSEWHERE)

@@ -3,18 +3,19 @@ for their structure, their references and their agreement with the service's Net
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from gitops.layout import environments
 from gitops.render import render
 from gitops.repository import repo_root
 
 ROOT = repo_root(Path(__file__))
 CHARTS = ROOT / "base" / "security" / "charts"
-SERVICE = ["microservice-demo-dev", "microservice-demo-staging", "microservice-demo-prod"]
 PRIORITIES = {"EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFORMATIONAL", "DEBUG"}
 OPERATORS = {"and", "or", "not", "in", "startswith", "endswith", "contains", "exists"}
 
@@ -88,13 +89,26 @@ def test_the_name_check_catches_a_macro_only_incubating_rules_define(stable_rule
     assert {"spawned_process", "shell_procs", "open_write", "container"} <= stable_ruleset
 
 
-def test_falco_watches_the_service_namespaces_and_its_egress_allow_list(
+def test_falco_watches_the_services_container_wherever_it_runs_and_its_egress_allow_list(
     charts: list[dict[str, Any]], everything: list[dict[str, Any]]
 ) -> None:
-    """The outbound rule allows exactly the ports the service's NetworkPolicy lets it reach."""
+    """The service's container is told by its pod's label and its name, as every environment renders them (no list
+    of namespaces to keep up); the outbound rule allows exactly the ports the service's NetworkPolicy lets it
+    reach."""
     items = {i.get("rule") or i.get("macro") or i.get("list"): i for i in _falco_rules(charts)}
-    for namespace in SERVICE:
-        assert namespace in items["microservice_demo_container"]["condition"]
+    condition = items["microservice_demo_container"]["condition"]
+    (label,) = re.findall(r'k8s\.pod\.label\[([^\]]+)\] = "([^"]+)"', condition)
+    (container,) = re.findall(r'container\.name = "([^"]+)"', condition)
+    deployments = [o for o in everything if o["kind"] == "Deployment" and o["metadata"]["name"] == "microservice-demo"]
+    assert len(deployments) == len(environments(ROOT))
+    for deployment in deployments:
+        template = deployment["spec"]["template"]
+        assert template["metadata"]["labels"][label[0]] == label[1], deployment["metadata"]["namespace"]
+        assert container in [c["name"] for c in template["spec"]["containers"]]
+    jobs = [
+        o for o in everything if o["kind"] == "Job" and o["metadata"].get("namespace", "").startswith("microservice")
+    ]
+    assert jobs and all(container not in [c["name"] for c in j["spec"]["template"]["spec"]["containers"]] for j in jobs)
     egress = next(
         o for o in everything
         if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "microservice-demo-allow-egress"
@@ -105,11 +119,20 @@ def test_falco_watches_the_service_namespaces_and_its_egress_allow_list(
     assert {int(p) for p in ports.split(",")} == allowed
 
 
-def test_trivy_operator_scans_the_service_namespaces(charts: list[dict[str, Any]]) -> None:
+def test_trivy_operator_scans_every_environment(charts: list[dict[str, Any]], everything: list[dict[str, Any]]) -> None:
+    """All namespaces (targetNamespaces takes names only), less the excluded globs, which match no environment
+    (the operator matches them with Go's filepath.Match, which fnmatchcase follows for these patterns)."""
     app = _application(charts, "trivy-operator")
     values = app["spec"]["source"]["helm"]["valuesObject"]
     assert app["spec"]["destination"]["namespace"] == "security-tools"
-    assert values["targetNamespaces"].split(",") == SERVICE
+    assert values["targetNamespaces"] == ""
+    excluded = values["excludeNamespaces"].split(",")
+    assert "kube-system" in [n for n in ["kube-system"] if any(fnmatch.fnmatchcase(n, p) for p in excluded)]
+    namespaces = [o["metadata"]["name"] for o in everything if o["kind"] == "Namespace"
+                  and "gitops/environment" in o["metadata"].get("labels", {})]  # fmt: skip
+    assert len(namespaces) == len(environments(ROOT))
+    for namespace in namespaces:
+        assert not any(fnmatch.fnmatchcase(namespace, pattern) for pattern in excluded), namespace
     assert values["operator"]["vulnerabilityScannerEnabled"] is True
     assert values["operator"]["scannerReportTTL"]
     assert values["compliance"]["specs"] == [], "the chart renders cluster-scoped compliance reports otherwise"

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +47,7 @@ SECOND_SITE = {
     "groupSecurityAuditors": "sso:sec-audit",
     "groupDevelopers": "sso:shop-devs",
     "groupQaTesters": "sso:shop-qa",
-    "groupDevAdmins": "sso:shop-dev-owners",
-    "groupStagingAdmins": "sso:shop-staging-owners",
-    "groupProdAdmins": "sso:shop-prod-owners",
+    "groupServiceOwners": "sso:shop-owners",
 }
 
 # What no replacement can reach, with the reason (settings/site.yaml says the same to whoever adopts the repository):
@@ -67,23 +64,6 @@ def _site(root: Path) -> dict[str, str]:
     assert config["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true", "never rendered"
     data: dict[str, str] = config["data"]
     return data
-
-
-def _copy(destination: Path) -> Path:
-    """The repository's files as they are in the work tree (tracked and new ones alike), nothing git ignores."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():  # not deleted in the work tree
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-    return destination
 
 
 class Rendered:
@@ -137,14 +117,16 @@ def _texts(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def _found(rendered: Rendered, values: dict[str, str]) -> dict[tuple[str, str, str], dict[str, set[str]]]:
     """Where each value is rendered: object -> key -> the fields holding it. A value that is a plain word (a Slack
-    channel) counts only as a whole annotation value, where notification subscriptions are: as a part of any text
-    it would be found in every RBAC rule on deployments."""
+    channel) counts only as a whole annotation value, where notification subscriptions are (on an Application, or
+    on the template of an ApplicationSet's): as a part of any text it would be found in every RBAC rule on
+    deployments."""
     found: dict[tuple[str, str, str], dict[str, set[str]]] = {}
     for _, obj in rendered.all():
         for where, text in _texts(obj):
             for key, value in values.items():
                 word = re.fullmatch(r"[a-z0-9-]+", value) is not None
-                hit = (text == value and where.startswith(".metadata.annotations.")) if word else value in text
+                annotation = where.startswith((".metadata.annotations.", ".spec.template.metadata.annotations."))
+                hit = (text == value and annotation) if word else value in text
                 if hit:
                     found.setdefault(_key(obj), {}).setdefault(key, set()).add(where)
     return found
@@ -156,14 +138,13 @@ def shipped() -> Rendered:
 
 
 @pytest.fixture(scope="module")
-def adopted(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+def adopted(tmp_path_factory: pytest.TempPathFactory, copy_repository: Callable[[Path], Path]) -> Rendered:
     """A copy of the repository whose settings/site.yaml alone holds the second site's values."""
-    copy = _copy(tmp_path_factory.mktemp("adopted"))
+    copy = copy_repository(tmp_path_factory.mktemp("adopted"))
     site = yaml.safe_load((copy / SITE).read_text())
     assert set(site["data"]) == set(SECOND_SITE), "SECOND_SITE must have a value for every key of settings/site.yaml"
     site["data"] = SECOND_SITE
     (copy / SITE).write_text(yaml.safe_dump(site, sort_keys=False))
-    (copy / ".git").mkdir()  # what marks a checkout's root for the gitops tool
     return Rendered(copy)
 
 
@@ -194,6 +175,15 @@ def test_argo_cd_refreshes_an_application_when_the_settings_change(shipped: Rend
         refreshed = {(folder / p).resolve() for p in paths.split(";")}
         assert (ROOT / "settings").resolve() in refreshed, app["metadata"]["name"]
         checked += 1
+    # The environments' Applications: the ApplicationSet's template, for each folder its generator lists.
+    for appset in (o for o in shipped.objects["argocd/root"] if o["kind"] == "ApplicationSet"):
+        paths = appset["spec"]["template"]["metadata"]["annotations"]["argocd.argoproj.io/manifest-generate-paths"]
+        for generator in appset["spec"]["generators"]:
+            for item in generator["git"]["directories"]:
+                for folder in filter(Path.is_dir, ROOT.glob(item["path"])):
+                    refreshed = {(folder / p).resolve() for p in paths.split(";")}
+                    assert (ROOT / "settings").resolve() in refreshed, f"{appset['metadata']['name']}: {folder}"
+                    checked += 1
     assert checked >= 10
 
 
@@ -237,9 +227,16 @@ def test_the_adopted_values_land_where_they_belong(adopted: Rendered) -> None:
     applications = [obj for _, obj in adopted.all() if obj["kind"] == "Application"]
     # This repository's own Applications (the charts' have upstream sources): the root and its children that sync a
     # folder of it.
-    ours = [a for a in applications if re.fullmatch(r"root|platform-.+|microservice-demo-.+", a["metadata"]["name"])]
-    assert len(ours) == 11, sorted(a["metadata"]["name"] for a in ours)
+    platform_folders = {"policies", "security", "networking", "observability"} | {
+        f"tekton-{folder}" for folder in ("platform", "ci-cd", "pull-requests")
+    }
+    ours = [a for a in applications if a["metadata"]["name"] in {"root", *platform_folders}]
+    assert len(ours) == 8, sorted(a["metadata"]["name"] for a in ours)
     assert {a["spec"]["source"]["repoURL"] for a in ours} == {site["gitRepoURL"]}
+    # The environments' ApplicationSet: the repository its generator lists, and each environment's source.
+    environments = adopted.one("ApplicationSet", "microservice-demo")["spec"]
+    assert environments["generators"][0]["git"]["repoURL"] == site["gitRepoURL"]
+    assert environments["template"]["spec"]["source"]["repoURL"] == site["gitRepoURL"]
     for project in ("platform", "microservice-demo"):
         assert adopted.one("AppProject", project)["spec"]["sourceRepos"][0] == site["gitRepoURL"]
     binding = adopted.one("TriggerBinding", "argocd-deployed")["spec"]["params"]
@@ -288,20 +285,22 @@ def test_the_adopted_values_land_where_they_belong(adopted: Rendered) -> None:
     assert adopted.one("HTTPRoute", "grafana")["spec"]["hostnames"] == [site["grafanaHost"]]
     assert adopted.one("HTTPRoute", "github-webhooks")["spec"]["hostnames"] == [site["ciWebhooksHost"]]
     for env in ("dev", "staging", "prod"):
-        annotations = adopted.one("Application", f"microservice-demo-{env}")["metadata"]["annotations"]
-        assert annotations["link.argocd.argoproj.io/service"] == f"https://{site[f'{env}Host']}"
-        assert annotations["link.argocd.argoproj.io/dashboard"].startswith(f"https://{site['grafanaHost']}/d/")
-        for subscription in ("on-sync-failed", "on-health-degraded"):
-            assert annotations[f"notifications.argoproj.io/subscribe.{subscription}.email"] == site["oncallEmail"]
-        for subscription in ("on-sync-failed", "on-health-degraded", "on-deployed"):
-            slack = annotations[f"notifications.argoproj.io/subscribe.{subscription}.slack"]
-            assert slack == site["slackDeploymentsChannel"]
-    platform = [a for a in applications if a["metadata"]["name"].startswith("platform-")]
-    assert platform
+        route = adopted.one("HTTPRoute", "microservice-demo", entry=f"overlays/{env}")["metadata"]["annotations"]
+        assert route["link.argocd.argoproj.io/external-link"] == f"https://{site[f'{env}Host']}"
+    # Every environment's Application, from the ApplicationSet's template.
+    annotations = environments["template"]["metadata"]["annotations"]
+    assert annotations["link.argocd.argoproj.io/dashboard"].startswith(f"https://{site['grafanaHost']}/d/")
+    for subscription in ("on-sync-failed", "on-health-degraded"):
+        assert annotations[f"notifications.argoproj.io/subscribe.{subscription}.email"] == site["oncallEmail"]
+    for subscription in ("on-sync-failed", "on-health-degraded", "on-deployed"):
+        slack = annotations[f"notifications.argoproj.io/subscribe.{subscription}.slack"]
+        assert slack == site["slackDeploymentsChannel"]
+    platform = [a for a in applications if a["metadata"]["name"] in platform_folders]
+    assert len(platform) == len(platform_folders)
     for app in platform:
         annotations = app["metadata"]["annotations"]
         assert annotations["notifications.argoproj.io/subscribe.on-sync-failed.slack"] == site["slackPlatformChannel"]
-    grafana_link = adopted.one("Application", "platform-observability")["metadata"]["annotations"]
+    grafana_link = adopted.one("Application", "observability")["metadata"]["annotations"]
     assert grafana_link["link.argocd.argoproj.io/grafana"] == f"https://{site['grafanaHost']}"
     notifications = adopted.one("ConfigMap", "argocd-notifications-cm", entry="argocd/root")["data"]
     assert yaml.safe_load(notifications["context"]) == {"argocdUrl": f"https://{site['argocdHost']}"}

@@ -436,7 +436,7 @@ def _empty(selector: Mapping[str, Any] | None) -> bool:
     return not selector or not (selector.get("matchLabels") or selector.get("matchExpressions"))
 
 
-def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """A LabelSelector; an absent or empty one selects everything."""
     if selector is None or _empty(selector):
         return True
@@ -517,7 +517,7 @@ class Target:
         if _empty(selector):
             return True
         if self.is_namespace:
-            return _selects(selector, self.labels())
+            return selects(selector, self.labels())
         if self.cluster_scoped is None:
             raise PolicyError(
                 f"{object_id(dict(self.obj))}: a namespaceSelector applies to it, and this check cannot tell whether "
@@ -526,7 +526,7 @@ class Target:
             )
         if self.namespace is None:
             return True
-        return _selects(selector, (self.namespace.get("metadata") or {}).get("labels") or {})
+        return selects(selector, (self.namespace.get("metadata") or {}).get("labels") or {})
 
     def in_scope(self, scope: str) -> bool:
         """A rule's scope (rules.go): a Namespace object is cluster-scoped."""
@@ -645,7 +645,7 @@ def _match_version(resources: Mapping[str, Any] | None, target: Target) -> str |
         return None
     if not target.in_selected_namespace(resources.get("namespaceSelector")):
         return None
-    return version if _selects(resources.get("objectSelector"), target.labels()) else None
+    return version if selects(resources.get("objectSelector"), target.labels()) else None
 
 
 # Expressions. ---------------------------------------------------------------------------------------------------------
