@@ -135,10 +135,16 @@ def test_the_gateway_has_qas_listener_for_its_host(with_qa: Path) -> None:
 
 
 @pytest.mark.process
-@pytest.mark.parametrize("command", [["check", "--no-scan"], ["policy-check"]], ids=" ".join)
+@pytest.mark.parametrize("command", [["check", "--no-scan"], ["policy-check"], ["bootstrap-check"]], ids=" ".join)
 def test_the_repositorys_checks_pass_with_qa(with_qa: Path, command: list[str]) -> None:
+    """Valid manifests, admitted by the admission policies, and a platform that comes up wave by wave with qa's
+    Application (the ApplicationSet's, in its wave) syncing into the namespace the security folder creates."""
     result = subprocess.run([GITOPS, *command], cwd=with_qa, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    if command == ["bootstrap-check"]:
+        shipped = subprocess.run([GITOPS, *command], cwd=ROOT, capture_output=True, text=True, check=True)
+        counts = [int(re.search(r"(\d+) Applications", r.stdout + r.stderr)[1]) for r in (shipped, result)]  # type: ignore[index]
+        assert counts[1] == counts[0] + 1, "qa's Application is walked too"
 
 
 @pytest.mark.process
