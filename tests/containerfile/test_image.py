@@ -102,6 +102,12 @@ def test_no_compiler_no_package_manager_no_pip(files: list[str]) -> None:
     assert not [path for path in files if re.search(r"site-packages/(pip|setuptools)/__init__\.py$", path)]
 
 
+def test_what_the_service_never_imports_is_left_out(files: list[str]) -> None:
+    """Litestar's polyfactory and its faker (Containerfile): the serving test below shows the service runs without."""
+    assert not [path for path in files if re.search(r"site-packages/(polyfactory|faker)/__init__\.py$", path)]
+    assert [path for path in files if re.search(r"site-packages/litestar/__init__\.py$", path)]
+
+
 def test_app_holds_only_the_virtual_environment(files: list[str]) -> None:
     top = {path.split("/")[1] for path in files if path.startswith("app/") and path.count("/") >= 1}
     assert top == {".venv"}, "tests, sources, caches or git data leaked into the image"
