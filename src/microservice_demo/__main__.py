@@ -3,9 +3,8 @@
 Checking the settings here first means a bad ``APP_*`` variable stops the process with one line naming it before
 any port is bound (Granian binds in its main process and only then loads the app in a worker).
 
-The event loop is asyncio, always, so a local run uses the loop the image has: uvloop is no dependency of the
-service (the bench group's uvicorn brings it into the development environment), and with Granian the sockets are
-served by Rust anyway.
+The event loop is uvloop, a dependency of the service, so a local run and the image use the same loop. Nothing in
+the service needs asyncio's own loop: shutdown is Granian's signal handling after the pod's preStop sleep.
 
 SIGTERM and SIGINT are Granian's: it stops accepting, lets the requests in flight finish, runs the app's lifespan
 ``shutdown`` and exits 0 (``lifecycle.py``). In Kubernetes the container's ``preStop`` sleep comes first.
@@ -53,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         address=settings.host,
         port=settings.port,
         workers=1,
-        loop=Loops.asyncio,
+        loop=Loops.uvloop,
         log_dictconfig=_GRANIAN_LOGGING,
         log_access=False,  # the app writes its own access line, with trace ids
         reload=args.reload,

@@ -15,6 +15,7 @@ deleting it (its container restarted after a crash or a failed liveness probe).
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,13 @@ def test_every_environment_keeps_the_base_shutdown_settings(env: str, base_pod: 
     assert pod["terminationGracePeriodSeconds"] == base_pod["terminationGracePeriodSeconds"]
     for field in ("lifecycle", "readinessProbe", "startupProbe"):
         assert _container(pod)[field] == _container(base_pod)[field], field
+
+
+def test_what_start_up_built_is_frozen_while_serving_and_released_at_shutdown(make_service: Any) -> None:
+    """gc.freeze() after start-up keeps full collections from walking the long-lived objects (bench/README.md);
+    gc.unfreeze() at shutdown hands them back to the collector."""
+    gc.unfreeze()
+    with make_service() as service:
+        assert service.client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -148,7 +148,7 @@ def test_bad_setting_stops_before_binding(free_port: Callable[[], int]) -> None:
 
 def test_plain_granian_serves_the_factory(start_service: Callable[..., Any]) -> None:
     granian = str(Path(sys.executable).with_name("granian"))
-    argv = [granian, "--interface", "asgi", "--loop", "asyncio", "--factory", "--port", "{port}", APP_FACTORY]
+    argv = [granian, "--interface", "asgi", "--loop", "uvloop", "--factory", "--port", "{port}", APP_FACTORY]
     with start_service(argv=argv) as server:
         assert server.get("/api/v1/hello").json() == {"message": "Hello, World!"}
 
@@ -179,15 +179,19 @@ class _OtlpReceiver(http.server.BaseHTTPRequestHandler):
 
 
 def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(start_service: Callable[..., Any]) -> None:
+    """As the base configures it (no access line): the span of a trace in the service's baseline tenth is sent,
+    an ordinary one outside it is not (telemetry.ExportWhatTailSamplingKeeps)."""
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtlpReceiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    trace_id = "5b8efff798038103d269b633813fc60c"
+    trace_id, not_sent = "5b8efff798038103" + "0000000000000001", "5b8efff798038103" + "ffffffffffffffff"
     env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "APP_ACCESS_LOG": "false",
     }
     try:
         with start_service(env) as server:
+            server.get("/api/v1/hello", headers={"traceparent": f"00-{not_sent}-eee19b7ec3c1b174-01"})
             server.get("/api/v1/hello", headers={"traceparent": f"00-{trace_id}-eee19b7ec3c1b174-01"})
             deadline = time.monotonic() + 10
             while not _OtlpReceiver.received and time.monotonic() < deadline:
@@ -202,6 +206,7 @@ def test_spans_are_exported_over_otlp_when_an_endpoint_is_set(start_service: Cal
         for span in scope_spans.spans
     ]
     (span, resource) = next((s, r) for s, r in spans if s.trace_id.hex() == trace_id)
+    assert not [s for s, _ in spans if s.trace_id.hex() == not_sent]
     assert span.name == "GET /api/v1/hello"
     assert span.kind == span.SPAN_KIND_SERVER
     resource_attributes = {a.key: a.value.string_value for a in resource.attributes}
