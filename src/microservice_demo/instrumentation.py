@@ -25,7 +25,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from microservice_demo.telemetry import Telemetry
+from microservice_demo.telemetry import BASELINE_ATTRIBUTE, Telemetry, in_baseline
 
 # Requests to these paths are not API traffic: they are neither measured nor access-logged.
 NOT_API_TRAFFIC = frozenset({"/metrics", "/healthz", "/ready"})
@@ -60,6 +60,8 @@ class _CarrierGetter(Getter[_HeaderCarrier]):
 
 
 _GETTER = _CarrierGetter()
+# The span's attributes known when it starts (the rest are set when the response is known).
+_AT_START = frozenset({"http.request.method", "url.scheme"})
 _access_logger = logger.bind(logger_name="access")
 
 
@@ -88,7 +90,12 @@ class HttpInstrumentation:
 
         if telemetry is not None:
             parent = propagate.extract(_HeaderCarrier(scope["headers"]), getter=_GETTER)
-            span = telemetry.tracer.start_span(method_attr, context=parent, kind=SpanKind.SERVER)
+            span = telemetry.tracer.start_span(
+                method_attr,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes={"http.request.method": method_attr, "url.scheme": scheme, "url.path": path},
+            )
             token = otel_context.attach(trace.set_span_in_context(span, parent))
             telemetry.active_requests.counts[active_key] += 1
 
@@ -116,10 +123,12 @@ class HttpInstrumentation:
                     attrs["error.type"] = str(status_code)
                 telemetry.request_duration.record(duration, attrs)
                 telemetry.active_requests.counts[active_key] -= 1
-                if span.is_recording():
+                if span.is_recording():  # the attributes it does not have from its start, in one call
                     span.update_name(f"{method_attr} {route}" if route is not None else method_attr)
-                    span.set_attributes(attrs)
-                    span.set_attribute("url.path", path)
+                    ending: dict[str, str | int | bool] = {k: v for k, v in attrs.items() if k not in _AT_START}
+                    if in_baseline(span.get_span_context().trace_id):
+                        ending[BASELINE_ATTRIBUTE] = True
+                    span.set_attributes(ending)
                     if status_code >= 500:
                         span.set_status(Status(StatusCode.ERROR))
             if self._access_log or status_code >= 500:

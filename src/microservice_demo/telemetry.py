@@ -17,17 +17,19 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from opentelemetry.context import Context
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import StatusCode, Tracer
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
+from microservice_demo.logs import LOG_LINKED_ATTRIBUTE
 from microservice_demo.settings import Settings
 
 INSTRUMENTATION_SCOPE = "microservice_demo"
@@ -40,6 +42,15 @@ ACTIVE_REQUESTS = "http.server.active_requests"
 DURATION_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
+
+# What the collector's tail sampling keeps (base/observability/charts/alloy.application.yaml), and so what is worth
+# exporting: traces with an error, traces slower than the latency SLO's threshold, traces a log line links to, and
+# a tenth of the rest, chosen by trace id as OpenTelemetry's TraceIdRatioBased sampler chooses (the lower 64 bits
+# below the ratio's share) and marked with BASELINE_ATTRIBUTE for the collector's policy of the same name.
+SLOW_SECONDS = 0.2
+BASELINE_ATTRIBUTE = "microservice_demo.baseline"
+BASELINE_RATIO = 0.1
+_BASELINE_BOUND = round(BASELINE_RATIO * (1 << 64))
 
 # generate_latest() writes the classic text format 0.0.4; Litestar appends "; charset=utf-8" to text types itself.
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -61,6 +72,44 @@ def build_resource(settings: Settings) -> Resource:
         "deployment.environment.name": settings.environment,
     }
     return Resource.create(defaults).merge(OTELResourceDetector().detect())
+
+
+def in_baseline(trace_id: int) -> bool:
+    return trace_id & 0xFFFF_FFFF_FFFF_FFFF < _BASELINE_BOUND
+
+
+def worth_exporting(span: ReadableSpan) -> bool:
+    """Whether tail sampling would keep the trace for what this span shows."""
+    attributes = span.attributes or {}
+    if span.status.status_code is StatusCode.ERROR or attributes.get(LOG_LINKED_ATTRIBUTE):
+        return True
+    if attributes.get(BASELINE_ATTRIBUTE):
+        return True
+    return (span.end_time or 0) - (span.start_time or 0) >= SLOW_SECONDS * 1e9
+
+
+class ExportWhatTailSamplingKeeps(SpanProcessor):
+    """Every span is recorded (the sampler stays parent-based always-on, so a trace's decision is the collector's),
+    but only the spans of traces the collector keeps are encoded and sent: encoding one span for OTLP costs about
+    as much as recording it (bench/README.md), and the collector would drop nine in ten of the rest. The
+    collector's decision also sees the Gateway's span; a trace it keeps for what only that span shows (slow
+    between proxy and pod, a 5xx the service never answered) is stored without the service's span."""
+
+    def __init__(self, export: SpanProcessor) -> None:
+        self._export = export
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._export.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if worth_exporting(span):
+            self._export.on_end(span)
+
+    def shutdown(self) -> None:
+        self._export.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._export.force_flush(timeout_millis)
 
 
 @dataclass(slots=True)
@@ -124,7 +173,7 @@ def create_telemetry(settings: Settings) -> Telemetry | None:
     if _otlp_traces_configured():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        tracer_provider.add_span_processor(ExportWhatTailSamplingKeeps(BatchSpanProcessor(OTLPSpanExporter())))
 
     meter = meter_provider.get_meter(INSTRUMENTATION_SCOPE, settings.version)
     active_requests = ActiveRequests()

@@ -6,12 +6,29 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from microservice_demo.logs import LOG_LINKED_ATTRIBUTE
+from microservice_demo.telemetry import (
+    BASELINE_ATTRIBUTE,
+    BASELINE_RATIO,
+    SLOW_SECONDS,
+    ExportWhatTailSamplingKeeps,
+    in_baseline,
+    worth_exporting,
+)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -149,3 +166,55 @@ def test_paths_with_braces_are_logged_as_data(service: Any) -> None:
     (line,) = service.logs.access()
     assert line["message"] == "GET /a{b}c/{0} 404"
     assert line["http_path"] == "/a{b}c/{0}"
+
+
+@pytest.fixture
+def exported(monkeypatch: pytest.MonkeyPatch, make_service: Any) -> Iterator[tuple[Any, InMemorySpanExporter]]:
+    """The service as the base configures it (no access line: a line in a span links it), and what it would
+    send: its export filter in front of an in-memory exporter."""
+    monkeypatch.setenv("APP_ACCESS_LOG", "false")
+    with make_service() as service:
+        exporter = InMemorySpanExporter()
+        processor = ExportWhatTailSamplingKeeps(SimpleSpanProcessor(exporter))
+        service.runtime.telemetry.tracer_provider.add_span_processor(processor)
+        yield service, exporter
+
+
+def _traceparent(low_bits: int) -> str:
+    """A sampled trace context whose trace id ends in low_bits (the baseline decides on the lower 64 bits)."""
+    return f"00-{'ab' * 8}{low_bits:016x}-{PARENT_ID}-01"
+
+
+def test_only_the_spans_tail_sampling_keeps_are_exported(exported: tuple[Any, InMemorySpanExporter]) -> None:
+    """Recorded always, sent when the collector keeps the trace: the baseline tenth (marked for the collector's
+    policy), errors and log-linked spans; an ordinary fast request outside the baseline is not sent."""
+    service, exported_spans = exported
+    inside, outside = 1, (1 << 64) - 1
+    service.client.get("/api/v1/hello", headers={"traceparent": _traceparent(outside)})
+    assert exported_spans.get_finished_spans() == ()
+    service.client.get("/api/v1/hello", headers={"traceparent": _traceparent(inside)})
+    (span,) = exported_spans.get_finished_spans()
+    assert span.attributes is not None and span.attributes[BASELINE_ATTRIBUTE] is True
+    share = sum(in_baseline(trace_id) for trace_id in range(0, 1 << 64, (1 << 64) // 10_000)) / 10_000
+    assert share == pytest.approx(BASELINE_RATIO, abs=0.001)
+
+
+def test_errors_slow_and_linked_spans_are_worth_exporting() -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("test")
+    outside = SpanContext(trace_id=(1 << 64) - 1, span_id=1, is_remote=True, trace_flags=TraceFlags(1))
+    parent = set_span_in_context(NonRecordingSpan(outside))
+
+    def span(duration: float, **attributes: Any) -> Any:
+        started = tracer.start_span("GET /api/v1/hello", context=parent, start_time=0, attributes=attributes)
+        if attributes.pop("error", False):
+            started.set_status(Status(StatusCode.ERROR))
+        started.end(end_time=int(duration * 1e9))
+        return started
+
+    assert not worth_exporting(span(0.05))
+    assert not worth_exporting(span(SLOW_SECONDS - 0.001))
+    assert worth_exporting(span(SLOW_SECONDS))
+    assert worth_exporting(span(0.05, error=True))
+    assert worth_exporting(span(0.05, **{LOG_LINKED_ATTRIBUTE: True}))
+    assert worth_exporting(span(0.05, **{BASELINE_ATTRIBUTE: True}))

@@ -13,6 +13,7 @@ from conftest import Stack
 from loguru import logger
 
 from microservice_demo.logs import LOG_LINKED_ATTRIBUTE, configure_logging
+from microservice_demo.telemetry import BASELINE_ATTRIBUTE, BASELINE_RATIO, SLOW_SECONDS
 
 
 def _config(stack: Stack) -> str:
@@ -45,7 +46,16 @@ def test_tail_sampling_keeps_every_trace_slower_than_the_latency_slo(stack: Stac
     threshold_ms = int(re.search(r"threshold_ms = (\d+)", _block(_config(stack), "latency {"))[1])  # type: ignore[index]
     slo_rules = "\n".join(rule.get("expr", "") for rule in stack.rules())
     (bucket,) = set(re.findall(r'http_server_request_duration_seconds_bucket\{[^}]*le="([0-9.]+)"', slo_rules))
-    assert threshold_ms == round(float(bucket) * 1000)
+    assert threshold_ms == round(float(bucket) * 1000) == round(SLOW_SECONDS * 1000)
+
+
+def test_the_service_sends_what_tail_sampling_keeps_and_marks_its_baseline(stack: Stack) -> None:
+    """The service exports only the spans of traces these policies keep (telemetry.ExportWhatTailSamplingKeeps):
+    its baseline tenth is kept by the attribute it marks, at the collector's own share."""
+    sampling = _block(_config(stack), 'otelcol.processor.tail_sampling "traces"')
+    assert re.search(rf'boolean_attribute \{{\s*key\s*= "{re.escape(BASELINE_ATTRIBUTE)}"\s*value = true', sampling)
+    percentage = int(re.search(r"sampling_percentage = (\d+)", sampling)[1])  # type: ignore[index]
+    assert percentage == round(BASELINE_RATIO * 100)
 
 
 def test_every_span_of_a_trace_reaches_the_one_alloy(stack: Stack) -> None:
