@@ -54,6 +54,13 @@ def security(with_qa: Path) -> list[dict[str, Any]]:
     return render(with_qa / "base" / "security", with_qa)[1]
 
 
+@pytest.fixture(scope="module")
+def qa_labels(security: list[dict[str, Any]]) -> dict[str, str]:
+    """qa's Namespace labels, as the API server has them (it adds kubernetes.io/metadata.name)."""
+    (namespace,) = [o for o in security if o["kind"] == "Namespace" and o["metadata"]["name"] == QA]
+    return {**namespace["metadata"]["labels"], "kubernetes.io/metadata.name": QA}
+
+
 def _in_qa(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind and o["metadata"].get("namespace") == QA}
 
@@ -70,12 +77,10 @@ def test_the_recipe_puts_qa_between_staging_and_prod(with_qa: Path) -> None:
 
 
 def test_qa_has_its_namespace_quota_limit_range_and_role_bindings(
-    with_qa: Path, security: list[dict[str, Any]]
+    with_qa: Path, security: list[dict[str, Any]], qa_labels: dict[str, str]
 ) -> None:
-    (namespace,) = [o for o in security if o["kind"] == "Namespace" and o["metadata"]["name"] == QA]
-    labels = namespace["metadata"]["labels"]
-    assert (labels["gitops/environment"], labels["gitops/admission"]) == ("qa", "enforce")
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert (qa_labels["gitops/environment"], qa_labels["gitops/admission"]) == ("qa", "enforce")
+    assert qa_labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert set(_in_qa(security, "ResourceQuota")) == set(_in_qa(security, "LimitRange")) == {"microservice-demo"}
     site = yaml.safe_load((with_qa / "settings" / "site.yaml").read_text())["data"]
     bindings = {name: {s["name"] for s in b["subjects"]} for name, b in _in_qa(security, "RoleBinding").items()}
@@ -85,13 +90,11 @@ def test_qa_has_its_namespace_quota_limit_range_and_role_bindings(
     }
 
 
-def test_every_workload_policy_refuses_in_qa(with_qa: Path, security: list[dict[str, Any]]) -> None:
-    (namespace,) = [o for o in security if o["kind"] == "Namespace" and o["metadata"]["name"] == QA]
-    labels = {**namespace["metadata"]["labels"], "kubernetes.io/metadata.name": QA}
+def test_every_workload_policy_refuses_in_qa(with_qa: Path, qa_labels: dict[str, str]) -> None:
     refused = {
         binding.policy
         for binding in load_policies(with_qa).bindings
-        if "Deny" in binding.actions and selects(binding.match_resources.get("namespaceSelector"), labels)
+        if "Deny" in binding.actions and selects(binding.match_resources.get("namespaceSelector"), qa_labels)
     }
     everywhere = {"service-type-cluster-ip", "no-ingress", "httproute-platform-gateway"}
     workload = {
@@ -101,14 +104,14 @@ def test_every_workload_policy_refuses_in_qa(with_qa: Path, security: list[dict[
     assert refused == workload | everywhere
 
 
-def test_the_network_rules_admit_qa_where_they_admit_the_other_environments(with_qa: Path) -> None:
+def test_the_network_rules_admit_qa_where_they_admit_the_other_environments(
+    with_qa: Path, security: list[dict[str, Any]], qa_labels: dict[str, str]
+) -> None:
     """Each NetworkPolicy peer that selects an environment by its label selects qa's namespace too (what the
     peers allow, port by port, tests/security/test_network.py computes on this copy)."""
-    objects = [o for e in ("base/observability", "base/security") for o in render(with_qa / e, with_qa)[1]]
-    (namespace,) = [o for o in objects if o["kind"] == "Namespace" and o["metadata"]["name"] == QA]
-    labels = {**namespace["metadata"]["labels"], "kubernetes.io/metadata.name": QA}
+    objects = [*render(with_qa / "base" / "observability", with_qa)[1], *security]
     peers = {
-        o["metadata"]["name"]: selects(peer["namespaceSelector"], labels)
+        o["metadata"]["name"]: selects(peer["namespaceSelector"], qa_labels)
         for o in objects
         if o["kind"] == "NetworkPolicy"
         for rule in [*o["spec"].get("ingress", []), *o["spec"].get("egress", [])]

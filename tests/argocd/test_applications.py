@@ -6,6 +6,7 @@ import fnmatch
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,14 @@ import pytest
 import yaml
 from gitops.admission import CLUSTER_SCOPED
 from gitops.applicationsets import expand
+from gitops.layout import environments
 from gitops.render import render
 from gitops.repository import repo_root
 from gitops.schemas import validate_schemas
 
 ROOT = repo_root(Path(__file__))
-REPO_URL = "https://github.com/your-org/microservice-demo.git"
-# What a scratch copy of the repository leaves out: git's and the locally installed tools.
-SCRATCH_IGNORED = (".git", ".venv", ".tools", "node_modules", ".cache", "__pycache__", ".pytest_cache")
-# The environments are the folders of overlays/ (gitops' promotion order reads the same folders).
-ENVIRONMENTS = sorted(p.name for p in (ROOT / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
+# The environments are the folders of overlays/, as the gitops tool knows them.
+ENVIRONMENTS = environments(ROOT)
 # This repository's folders the root syncs, each Application named after its folder (argocd/root/kustomization.yaml
 # says the rule); the upstream charts are the other children, each with a contract.
 PLATFORM_FOLDERS = {
@@ -241,14 +240,15 @@ def test_the_root_with_its_applicationset_passes_schema_validation(argocd: Any) 
 
 
 @pytest.mark.process
-def test_a_new_overlay_folder_is_a_new_environment_application(tmp_path: Path) -> None:
+def test_a_new_overlay_folder_is_a_new_environment_application(
+    tmp_path: Path, argocd: Any, copy_repository: Callable[[Path], Path]
+) -> None:
     """overlays/qa, copied from staging in a scratch copy of the repository, is Application microservice-demo-qa
     syncing overlays/qa into microservice-demo-qa, with no edit anywhere in argocd/."""
-    scratch = tmp_path / "repo"
-    shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(*SCRATCH_IGNORED))
+    scratch = copy_repository(tmp_path)
     shutil.copytree(scratch / "overlays" / "staging", scratch / "overlays" / "qa")
     root_objects = render(scratch / "argocd" / "root", scratch)[1]
-    generated = {app["metadata"]["name"]: app for _, app in expand(root_objects, scratch, REPO_URL)}
+    generated = {app["metadata"]["name"]: app for _, app in expand(root_objects, scratch, argocd.repo_url)}
     assert set(generated) == {f"microservice-demo-{env}" for env in [*ENVIRONMENTS, "qa"]}
     qa = generated["microservice-demo-qa"]
     assert qa["spec"]["source"]["path"] == "overlays/qa"

@@ -21,3 +21,14 @@ def security() -> list[dict[str, Any]]:
 def everything() -> list[dict[str, Any]]:
     """Every object of every entry point (what Argo CD syncs)."""
     return [obj for directory in entry_points(ROOT) for obj in render(directory, ROOT)[1]]
+
+
+@pytest.fixture(scope="session")
+def environment_namespaces(everything: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The service's environments: each Namespace labelled gitops/environment, by name, with its labels
+    (base/security/environments/)."""
+    return {
+        o["metadata"]["name"]: o["metadata"]["labels"]
+        for o in everything
+        if o["kind"] == "Namespace" and "gitops/environment" in o["metadata"].get("labels", {})
+    }

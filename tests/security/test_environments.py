@@ -19,15 +19,6 @@ ROOT = repo_root(Path(__file__))
 ENVIRONMENTS = ROOT / "base" / "security" / "environments"
 
 
-def _namespaces(objects: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """The environments' Namespaces: name -> labels."""
-    return {
-        o["metadata"]["name"]: o["metadata"]["labels"]
-        for o in objects
-        if o["kind"] == "Namespace" and "gitops/environment" in o["metadata"].get("labels", {})
-    }
-
-
 def _overlay_namespace(env: str) -> str:
     kustomization = yaml.safe_load((ROOT / "overlays" / env / "kustomization.yaml").read_text())
     namespace: str = kustomization["namespace"]
@@ -40,8 +31,10 @@ def test_each_overlay_has_its_platform_folder_and_nothing_else_has_one() -> None
     assert sorted(p.name for p in ENVIRONMENTS.iterdir() if p.is_dir()) == environments(ROOT)
 
 
-def test_each_environment_namespace_is_labelled_and_restricted(security: list[dict[str, Any]]) -> None:
-    namespaces = _namespaces(security)
+def test_each_environment_namespace_is_labelled_and_restricted(
+    environment_namespaces: dict[str, dict[str, str]],
+) -> None:
+    namespaces = environment_namespaces
     assert set(namespaces) == {_overlay_namespace(env) for env in environments(ROOT)}
     for env in environments(ROOT):
         labels = namespaces[_overlay_namespace(env)]
@@ -74,13 +67,14 @@ def _workload_policies() -> dict[str, list[Any]]:
 
 
 @pytest.mark.parametrize("development", [True, False], ids=["development", "enforced"])
-def test_every_workload_policy_judges_every_environment(security: list[dict[str, Any]], development: bool) -> None:
+def test_every_workload_policy_judges_every_environment(
+    environment_namespaces: dict[str, dict[str, str]], development: bool
+) -> None:
     """Refused in every environment but a development one, where some only warn; and a namespace labelled as an
     environment but without gitops/admission is refused (the label's absence must not open a gap)."""
     policies = _workload_policies()
     assert len(policies) == 8
-    namespaces = _namespaces(security)
-    namespaces["unlabelled-admission"] = {"gitops/environment": "unlabelled"}
+    namespaces = {**environment_namespaces, "unlabelled-admission": {"gitops/environment": "unlabelled"}}
     for name, labels in namespaces.items():
         if (labels.get("gitops/admission") == "warn") != development:
             continue

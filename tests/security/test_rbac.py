@@ -132,24 +132,17 @@ def test_no_role_grants_reading_secrets(rbac: Rbac) -> None:
                 assert not {"get", "list", "watch"} & set(rule["verbs"]), role["metadata"]["name"]
 
 
-def _environments(objects: list[dict[str, Any]], development: bool) -> list[str]:
-    """The service's environments' namespaces (gitops/environment), the development ones (gitops/admission: warn)
-    or the others."""
-    return [
-        o["metadata"]["name"]
-        for o in objects
-        if o["kind"] == "Namespace"
-        and "gitops/environment" in o["metadata"].get("labels", {})
-        and (o["metadata"]["labels"].get("gitops/admission") == "warn") == development
-    ]
+def _environments(namespaces: dict[str, dict[str, str]], development: bool) -> list[str]:
+    """The environments' namespaces, the development ones (gitops/admission: warn) or the others."""
+    return [name for name, labels in namespaces.items() if (labels.get("gitops/admission") == "warn") == development]
 
 
 def test_nobody_changes_an_environment_but_a_development_one_by_hand(
-    rbac: Rbac, everything: list[dict[str, Any]]
+    rbac: Rbac, environment_namespaces: dict[str, dict[str, str]]
 ) -> None:
     """Argo CD deploys there: no person and no pipeline holds a write verb in those namespaces."""
     subjects = {(s["kind"], s["name"]) for b in rbac.bindings for s in b.get("subjects", [])}
-    protected = _environments(everything, development=False)
+    protected = _environments(environment_namespaces, development=False)
     assert {"microservice-demo-staging", "microservice-demo-prod"} <= set(protected)
     for namespace in protected:
         for subject in subjects:
@@ -192,9 +185,11 @@ def test_no_person_creates_pipeline_or_task_runs_or_pods_where_the_credentials_a
             assert not rbac.can(group, "create", api, resource, "ci-cd"), (group, resource)
 
 
-def test_the_write_role_is_bound_in_development_environments_only(rbac: Rbac, everything: list[dict[str, Any]]) -> None:
+def test_the_write_role_is_bound_in_development_environments_only(
+    rbac: Rbac, environment_namespaces: dict[str, dict[str, str]]
+) -> None:
     operators = [b for b in rbac.bindings if b["roleRef"]["name"] == "platform:namespace-operator"]
-    development = _environments(everything, development=True)
+    development = _environments(environment_namespaces, development=True)
     assert development == ["microservice-demo-dev"]
     assert [(b["kind"], b["metadata"]["namespace"]) for b in operators] == [("RoleBinding", n) for n in development]
 
